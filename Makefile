@@ -1,0 +1,32 @@
+# Set-up and everyday commands. Every target creates or reuses the virtual
+# environment in $(VENV) first, so a fresh clone needs nothing else.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SRC := mmseg_ecotta tools tests configs
+
+.PHONY: demo test lint format
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+## demo: the main job on the embedded synthetic stream
+demo: $(VENV)/.installed
+	$(PY) tools/run_main_job.py
+
+## test: lint, then the test suite
+test: lint
+	$(PY) -m pytest -q
+
+## lint: isort + yapf + flake8, OpenMMLab style (read-only)
+lint: $(VENV)/.installed
+	$(PY) -m isort --check-only --diff $(SRC)
+	$(PY) -m yapf --diff --recursive $(SRC)
+	$(PY) -m flake8 $(SRC)
+
+## format: rewrite files in place to pass lint
+format: $(VENV)/.installed
+	$(PY) -m isort $(SRC)
+	$(PY) -m yapf --in-place --recursive $(SRC)

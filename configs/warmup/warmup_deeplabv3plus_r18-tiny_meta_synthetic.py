@@ -1,0 +1,17 @@
+# EcoTTA warm-up of the tiny model: only the meta networks train, on the
+# clear synthetic source set, from the shipped source checkpoint.
+# python tools/train.py THIS_CONFIG
+_base_ = [
+    '../_base_/models/deeplabv3plus_r18-tiny_meta.py',
+    '../_base_/datasets/synthetic_cityscapes.py',
+    '../_base_/schedules/synthetic_3k.py', 'mmseg::_base_/default_runtime.py'
+]
+custom_imports = dict(imports=['mmseg_ecotta'], allow_failed_imports=False)
+load_from = 'data/checkpoints/deeplabv3plus_r18-tiny_synthetic-source.pth'
+max_iters = 500
+param_scheduler = [
+    dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=max_iters)
+]
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(checkpoint=dict(interval=max_iters))
+env_cfg = dict(cudnn_benchmark=False)

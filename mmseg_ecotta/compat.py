@@ -1,0 +1,152 @@
+"""Compatibility shims for the pinned OpenMMLab stack.
+
+Three known breakages of torch 2.13 + mmengine 0.10.7 + mmsegmentation 1.2.2
+(+ mmcv-lite 2.1.0) are handled here, each activated only when the
+breakage is actually present, so the same code runs unchanged on the full,
+compiled mmcv and on older torch/setuptools:
+
+1. ``mmcv.ops`` on mmcv-lite: mmseg imports ``mmcv.ops`` at module level in
+   four modules (e.g. ``mmseg/utils/mask_classification.py``), so
+   ``import mmseg.models`` fails with ``No module named 'mmcv._ext'``. When
+   the compiled extension is missing we register a placeholder
+   ``mmcv.ops`` module whose attributes are stubs that raise a clear error
+   *when used*. Nothing the plugin relies on needs a compiled op.
+2. ``pkg_resources`` is gone from setuptools >= 81, but mmengine's
+   ``is_installed``/``get_installed_path`` (behind the ``mmseg::`` base
+   config syntax) import it. When it is missing we register
+   :mod:`mmseg_ecotta._pkg_resources`, a minimal stand-in backed by
+   :mod:`importlib.metadata`.
+3. torch >= 2.6 loads checkpoints with ``weights_only=True`` by default and
+   mmengine 0.10.7 does not pass the argument, so checkpoints written by
+   mmengine's own runner (which pickle a ``HistoryBuffer`` and numpy
+   arrays in their ``meta``) fail to load. We register a local-file
+   loader for mmengine that passes ``weights_only=False`` explicitly, as
+   mmengine behaved before torch 2.6; ``torch.load`` itself is untouched.
+
+:func:`apply_all` is idempotent and is run on ``import mmseg_ecotta``.
+"""
+import importlib.util
+import os.path as osp
+import sys
+import types
+from typing import Any
+
+MMCV_OPS_HINT = ('the compiled mmcv ops are not installed (mmcv-lite). '
+                 'mmseg-ecotta does not need them; if your model does, '
+                 'install the full mmcv: pip install "setuptools<70" && '
+                 'MMCV_WITH_OPS=1 pip install --no-build-isolation '
+                 'mmcv==2.1.0')
+
+
+def _missing_op(name: str) -> type:
+    """Build a placeholder for ``mmcv.ops.<name>`` that fails when used."""
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(f'mmcv.ops.{name} is unavailable: {MMCV_OPS_HINT}')
+
+    # A class works both for ``ops.Foo(...)`` layers and ``ops.foo(...)``
+    # functions, and for ``issubclass`` checks done at import time.
+    return type(name, (), {'__init__': fail, '__module__': 'mmcv.ops'})
+
+
+def mmcv_ops_missing() -> bool:
+    """Whether mmcv is installed without its compiled extension."""
+    return (importlib.util.find_spec('mmcv') is not None
+            and importlib.util.find_spec('mmcv._ext') is None)
+
+
+def patch_mmcv_ops() -> bool:
+    """Register a placeholder ``mmcv.ops`` if the compiled ops are missing.
+
+    Returns:
+        bool: Whether the placeholder was installed.
+    """
+    if not mmcv_ops_missing():
+        return False
+    existing = sys.modules.get('mmcv.ops')
+    if getattr(existing, '__mmseg_ecotta_stub__', False):
+        return True
+    ops = types.ModuleType('mmcv.ops', MMCV_OPS_HINT)
+    ops.__mmseg_ecotta_stub__ = True
+    ops.__path__ = []  # a package, so ``import mmcv.ops.foo`` fails cleanly
+    ops.__getattr__ = _stub_getattr  # type: ignore[attr-defined]
+    sys.modules['mmcv.ops'] = ops
+    import mmcv
+    mmcv.ops = ops
+    return True
+
+
+def _stub_getattr(name: str) -> Any:
+    if name.startswith('__'):
+        raise AttributeError(name)
+    return _missing_op(name)
+
+
+def patch_pkg_resources() -> bool:
+    """Provide ``pkg_resources`` where setuptools no longer ships it.
+
+    Returns:
+        bool: Whether the stand-in was installed.
+    """
+    if 'pkg_resources' in sys.modules:
+        return sys.modules['pkg_resources'].__name__ != 'pkg_resources'
+    if importlib.util.find_spec('pkg_resources') is not None:
+        return False
+    from . import _pkg_resources
+    sys.modules['pkg_resources'] = _pkg_resources
+    return True
+
+
+def torch_load_defaults_to_weights_only() -> bool:
+    """Whether ``torch.load`` without ``weights_only`` is the safe loader."""
+    import torch
+    major, minor = (int(v) for v in torch.__version__.split('.')[:2])
+    return (major, minor) >= (2, 6)
+
+
+def load_trusted_local_checkpoint(filename: str, map_location: Any) -> Any:
+    """mmengine's local-file loader, as it behaved on torch < 2.6.
+
+    mmengine's runner pickles a ``HistoryBuffer`` (with bound methods, so
+    ``getattr``) and numpy arrays into every checkpoint's ``meta``; no
+    allow-list short of ``getattr`` itself admits them. We therefore pass
+    ``weights_only=False`` explicitly, for mmengine's checkpoint loader
+    only: load only checkpoints you trust, exactly as before torch 2.6.
+    """
+    import torch
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(
+            f'checkpoint {filename!r} does not exist: check the path '
+            '(CHECKPOINT argument or load_from in the config)')
+    return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+def patch_torch_load() -> bool:
+    """Let mmengine load its own checkpoints on torch >= 2.6.
+
+    Uses mmengine's public ``CheckpointLoader.register_scheme`` extension
+    point to replace the loader of local paths; remote schemes are
+    untouched.
+
+    Returns:
+        bool: Whether the loader was replaced.
+    """
+    if not torch_load_defaults_to_weights_only():
+        return False
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_trusted_local_checkpoint, force=True)
+    return True
+
+
+def apply_all() -> dict:
+    """Apply every shim that the installed stack needs.
+
+    Returns:
+        dict: Which shims were active, for logs and tests.
+    """
+    return dict(
+        mmcv_ops=patch_mmcv_ops(),
+        pkg_resources=patch_pkg_resources(),
+        torch_load=patch_torch_load())

@@ -1,0 +1,251 @@
+"""ResNet with EcoTTA meta networks (Song et al., CVPR 2023).
+
+EcoTTA: Memory-Efficient Continual Test-time Adaptation via
+Self-distilled Regularization, https://arxiv.org/abs/2303.01904
+
+The original ResNet is frozen and its residual blocks are cut into K
+partitions of consecutive blocks. Each partition ``f_k`` gets a small meta
+network: a conv block ``Conv(kxk, stride) -> BN -> ReLU`` reading the
+partition's input, and a ``meta_bn`` on the frozen partition's output:
+
+    x_k = meta_bn(f_k(x_{k-1})) + conv_block(x_{k-1})
+
+Only the meta networks train. The original layers keep their stock names
+(``stem.*``, ``layerN.M.*``), so stock mmseg checkpoints load unchanged and
+the meta networks appear as new keys ``meta_nets.{k}.*``.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import ConvModule
+from mmseg.models.backbones import ResNet
+from mmseg.registry import MODELS
+
+# Blocks per partition. R50 presets from the paper's appendix as quoted by
+# the authors' sample code; shallow blocks are cut more finely because
+# weather is a low-level shift. R18/R101 follow the same rule (ours).
+PARTITION_PRESETS: Dict[int, Dict[int, Tuple[int, ...]]] = {
+    18: {
+        4: (2, 2, 2, 2),
+        5: (1, 1, 2, 2, 2)
+    },
+    34: {
+        4: (3, 3, 5, 5),
+        5: (2, 2, 4, 4, 4)
+    },
+    50: {
+        4: (3, 3, 5, 5),
+        5: (2, 2, 4, 4, 4)
+    },
+    101: {
+        4: (3, 5, 12, 13),
+        5: (2, 2, 5, 12, 12)
+    },
+    152: {
+        4: (3, 8, 19, 20),
+        5: (2, 3, 8, 18, 19)
+    },
+}
+
+
+class MetaNet(nn.Module):
+    """One partition's meta network: a conv block and a ``meta_bn``.
+
+    Initialised as in the paper (BN scale 1, Kaiming conv): ``meta_bn`` in
+    eval mode is the identity up to ``1/sqrt(1 + eps)``, but the conv block
+    adds ReLU features from the start, so an *un-warmed* meta network
+    changes the source model's output. That is why EcoTTA warms the meta
+    networks up on source data before deployment. (A silent start is not
+    an option here: a zero BN scale before the ReLU would also zero every
+    gradient of the block, since ReLU'(0) = 0.)
+
+    Args:
+        in_channels (int): Channels of the partition's input.
+        out_channels (int): Channels of the partition's output.
+        stride (int): The partition's total downsampling.
+        kernel_size (int): Conv kernel size (3 in the authors' sample).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int,
+                 kernel_size: int) -> None:
+        super().__init__()
+        self.conv_block = ConvModule(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=kernel_size // 2,
+            bias=False,
+            norm_cfg=dict(type='BN'),
+            act_cfg=dict(type='ReLU'))
+        self.meta_bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor,
+                frozen_out: torch.Tensor) -> torch.Tensor:
+        """Combine the frozen partition's output with the meta branch.
+
+        Args:
+            x (Tensor): Partition input, shape (N, C_in, H, W).
+            frozen_out (Tensor): ``f_k(x)``, shape (N, C_out, H', W').
+
+        Returns:
+            Tensor: ``meta_bn(frozen_out) + conv_block(x)``.
+        """
+        return self.meta_bn(frozen_out) + self.conv_block(x)
+
+
+@MODELS.register_module()
+class MetaResNet(ResNet):
+    """mmseg ResNet with one EcoTTA meta network per block partition.
+
+    Every keyword of mmseg's :class:`ResNet` is accepted (use
+    ``deep_stem=True`` for V1c and also ``avg_down=True`` for V1d, or the
+    :class:`MetaResNetV1c`/:class:`MetaResNetV1d` shorthands).
+
+    Args:
+        partitions (int | Sequence[int]): Blocks per partition, summing to
+            the depth's block count, or K to use
+            ``PARTITION_PRESETS[depth][K]``. Defaults to 5.
+        meta_kernel_size (int): Kernel size of the meta conv blocks.
+            Defaults to 3.
+        **kwargs: Passed to :class:`mmseg.models.backbones.ResNet`.
+
+    Attributes:
+        record_partition_outputs (bool): When True, each forward stores
+            ``(adapted, frozen)`` per partition in ``partition_outputs`` for
+            the self-distilled regulariser (no second forward needed).
+    """
+
+    def __init__(self,
+                 partitions: 'int | Sequence[int]' = 5,
+                 meta_kernel_size: int = 3,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        blocks = [
+            block for name in self.res_layers for block in getattr(self, name)
+        ]
+        self.partitions = self._resolve_partitions(partitions,
+                                                   kwargs.get('depth'))
+        if meta_kernel_size < 1 or meta_kernel_size % 2 == 0:
+            raise ValueError(f'meta_kernel_size={meta_kernel_size} must be '
+                             'a positive odd number (e.g. 1 or 3)')
+        self.meta_kernel_size = meta_kernel_size
+        strides = self._block_strides()
+        self.meta_nets = nn.ModuleList()
+        self._partition_slices: List[Tuple[int, int]] = []
+        start = 0
+        for size in self.partitions:
+            part = blocks[start:start + size]
+            stride = 1
+            for s in strides[start:start + size]:
+                stride *= s
+            self.meta_nets.append(
+                MetaNet(part[0].conv1.in_channels, _out_channels(part[-1]),
+                        stride, meta_kernel_size))
+            self._partition_slices.append((start, start + size))
+            start += size
+        self.record_partition_outputs = False
+        self.partition_outputs: List[Tuple[torch.Tensor, torch.Tensor]] = []
+
+    def _resolve_partitions(self, partitions: 'int | Sequence[int]',
+                            depth: Optional[int]) -> Tuple[int, ...]:
+        num_blocks = sum(self.stage_blocks)
+        if isinstance(partitions, int):
+            presets = PARTITION_PRESETS.get(depth, {})
+            if partitions not in presets:
+                raise ValueError(
+                    f'no partition preset K={partitions} for depth {depth}; '
+                    f'presets: {presets or PARTITION_PRESETS}. Pass block '
+                    f'counts instead, e.g. partitions=[...] summing to '
+                    f'{num_blocks}')
+            return presets[partitions]
+        partitions = tuple(int(p) for p in partitions)
+        if sum(partitions) != num_blocks or min(partitions, default=0) < 1:
+            raise ValueError(
+                f'partitions={list(partitions)} must be positive block '
+                f'counts summing to {num_blocks}, the number of residual '
+                f'blocks of this ResNet-{depth} (stage blocks '
+                f'{list(self.stage_blocks)}); e.g. the presets '
+                f'{PARTITION_PRESETS.get(depth)}')
+        return partitions
+
+    def _block_strides(self) -> List[int]:
+        """Downsampling of each residual block, in order.
+
+        Only a stage's first block downsamples; dilated stages (stride 1)
+        contribute none, so a meta conv spanning them has stride 1.
+        """
+        strides = []
+        for stage, name in enumerate(self.res_layers):
+            n = len(getattr(self, name))
+            strides += [self.strides[stage]] + [1] * (n - 1)
+        return strides
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Forward with meta networks; returns the stages of out_indices.
+
+        A stage that ends inside a partition is output as the running
+        feature at that point (already shaped by earlier partitions' meta
+        networks).
+        """
+        if self.deep_stem:
+            x = self.stem(x)
+        else:
+            x = self.relu(self.norm1(self.conv1(x)))
+        x = self.maxpool(x)
+        stage_ends = self._stage_ends()
+        blocks = [b for name in self.res_layers for b in getattr(self, name)]
+        outs = []
+        records = []
+        for meta_net, (start, end) in zip(self.meta_nets,
+                                          self._partition_slices):
+            feat = x
+            for i in range(start, end):
+                feat = blocks[i](feat)
+                if i in stage_ends and i != end - 1:
+                    outs.append((stage_ends[i], feat))
+            adapted = meta_net(x, feat)
+            if self.record_partition_outputs:
+                records.append((adapted, feat))
+            if end - 1 in stage_ends:
+                outs.append((stage_ends[end - 1], adapted))
+            x = adapted
+        self.partition_outputs = records
+        return tuple(out for stage, out in sorted(outs, key=lambda t: t[0])
+                     if stage in self.out_indices)
+
+    def _stage_ends(self) -> Dict[int, int]:
+        """Map the index of each stage's last block to the stage index."""
+        ends, total = {}, 0
+        for stage, name in enumerate(self.res_layers):
+            total += len(getattr(self, name))
+            ends[total - 1] = stage
+        return ends
+
+    def pop_partition_outputs(self) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """Return and forget the recorded ``(adapted, frozen)`` pairs."""
+        records, self.partition_outputs = self.partition_outputs, []
+        return records
+
+
+def _out_channels(block: nn.Module) -> int:
+    """Output channels of an mmseg BasicBlock or Bottleneck."""
+    last = block.conv3 if hasattr(block, 'conv3') else block.conv2
+    return last.out_channels
+
+
+@MODELS.register_module()
+class MetaResNetV1c(MetaResNet):
+    """:class:`MetaResNet` with ResNetV1c's deep stem (stock mmseg keys)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(deep_stem=True, avg_down=False, **kwargs)
+
+
+@MODELS.register_module()
+class MetaResNetV1d(MetaResNet):
+    """:class:`MetaResNet` with ResNetV1d's deep stem and average down."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(deep_stem=True, avg_down=True, **kwargs)

@@ -1,0 +1,114 @@
+"""Batch normalisation whose statistics source is a switch, not a mode.
+
+Test-time adaptation needs to choose *how* a BN layer normalises (with the
+stored source statistics or with the current batch's) independently of
+``model.train()``/``model.eval()``, and must never move the stored running
+statistics. :class:`TTABatchNorm2d` does exactly that; existing BN layers
+are converted in place by swapping their class, so parameter names,
+buffers and checkpoint keys stay those of the stock layer.
+
+The three ``norm_mode`` values (FIELD-NOTES section 1):
+
+- ``'source'``: stored running statistics, i.e. an affine map
+  ``x * scale + shift``. Autograd saves only the per-channel ``scale``, no
+  activation, and the gradient is exact.
+- ``'batch'``: statistics of the current batch with the exact gradient
+  (the gradient flows through the mean and variance). Autograd keeps the
+  normalised input, one activation-sized tensor per layer (TENT's cost).
+- ``'batch_const'``: statistics of the current batch, treated as constants
+  in the backward pass, so the layer is again an affine map that saves no
+  activation; the gradient ignores the statistics' dependence on the input.
+
+In both batch modes a layer that sees one value per channel (the
+DeepLabV3/V3+ image-pool branch at batch size 1, a 1x1 map) cannot
+estimate a variance; it falls back to the stored statistics instead of
+raising "Expected more than 1 value per channel".
+"""
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.modules.batchnorm import _BatchNorm
+
+NORM_MODES = ('source', 'batch', 'batch_const')
+
+
+def check_norm_mode(norm_mode: str) -> str:
+    """Return ``norm_mode`` or raise a ``ValueError`` listing valid ones."""
+    if norm_mode not in NORM_MODES:
+        raise ValueError(f'unknown norm_mode {norm_mode!r}; choose one of '
+                         f'{NORM_MODES}')
+    return norm_mode
+
+
+class TTABatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d that normalises by ``norm_mode`` and never updates stats.
+
+    Created by :func:`convert_batchnorms`, never directly: the class of an
+    existing BN layer is swapped so that its parameters and buffers (and
+    their checkpoint keys) are untouched.
+    """
+
+    norm_mode: str = 'source'
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise ``x`` of shape (N, C, H, W) by ``self.norm_mode``."""
+        one_value_per_channel = x.numel() == x.shape[1]
+        if self.norm_mode == 'source' or one_value_per_channel:
+            mean, var = self.running_mean, self.running_var
+        elif self.norm_mode == 'batch':
+            return F.batch_norm(x, None, None, self.weight, self.bias, True,
+                                0.0, self.eps)
+        else:  # 'batch_const': statistics as constants in the backward
+            with torch.no_grad():
+                var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0)
+        # x * scale + shift: with frozen affine parameters the backward
+        # needs only ``scale`` (C values), never the activation.
+        inv_std = torch.rsqrt(var + self.eps)
+        weight = self.weight if self.affine else torch.ones_like(mean)
+        bias = self.bias if self.affine else torch.zeros_like(mean)
+        scale = weight * inv_std
+        shift = bias - mean * scale
+        return x * scale[None, :, None, None] + shift[None, :, None, None]
+
+
+def convert_batchnorms(
+        module: nn.Module,
+        norm_mode: str,
+        skip: Optional[Callable[[str], bool]] = None) -> nn.Module:
+    """Turn every BN layer of ``module`` into a :class:`TTABatchNorm2d`.
+
+    Catches ``BatchNorm2d``, ``SyncBatchNorm`` and mmengine's
+    ``_BatchNormXd`` (what SyncBN becomes on one device) alike.
+
+    Args:
+        module (nn.Module): Model to convert in place.
+        norm_mode (str): One of :data:`NORM_MODES`.
+        skip (Callable[[str], bool], optional): Predicate on the qualified
+            module name; matching layers are left untouched. Defaults to
+            None (convert all).
+
+    Returns:
+        nn.Module: ``module`` itself.
+    """
+    check_norm_mode(norm_mode)
+    for name, m in module.named_modules():
+        if not isinstance(m, _BatchNorm) or (skip and skip(name)):
+            continue
+        if not m.track_running_stats or m.running_mean is None:
+            raise ValueError(
+                f'BN layer {name!r} has no running statistics; TTA needs '
+                'the source statistics, build it with '
+                'track_running_stats=True')
+        m.__class__ = TTABatchNorm2d
+        m.norm_mode = norm_mode
+    return module
+
+
+def set_norm_mode(module: nn.Module, norm_mode: str) -> None:
+    """Set ``norm_mode`` on every :class:`TTABatchNorm2d` in ``module``."""
+    check_norm_mode(norm_mode)
+    for m in module.modules():
+        if isinstance(m, TTABatchNorm2d):
+            m.norm_mode = norm_mode

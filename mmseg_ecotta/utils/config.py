@@ -1,0 +1,75 @@
+"""Config loading shared by the command-line tools."""
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config
+from mmseg.registry import MODELS
+
+PLUGIN_IMPORT = ("custom_imports = dict(imports=['mmseg_ecotta'], "
+                 'allow_failed_imports=False)')
+
+
+def _plugin_types(obj) -> set:
+    """Collect ``type`` names in ``obj`` that only this plugin registers."""
+    found = set()
+    if isinstance(obj, dict):
+        type_name = obj.get('type')
+        if isinstance(type_name, str):
+            module = MODELS.get(type_name) if type_name in MODELS else None
+            if module is not None and module.__module__.startswith(
+                    'mmseg_ecotta'):
+                found.add(type_name)
+        for value in obj.values():
+            found |= _plugin_types(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            found |= _plugin_types(value)
+    return found
+
+
+def check_plugin_import(cfg: Config, filename: str = 'config') -> None:
+    """Raise if ``cfg`` uses plugin types without importing the plugin.
+
+    Our own tools import the plugin anyway, but mmseg's ``tools/test.py``
+    and ``tools/train.py`` do not: catching it here keeps such a config from
+    failing later, elsewhere, with a bare registry ``KeyError``.
+    """
+    imports = (cfg.get('custom_imports') or {}).get('imports', [])
+    if isinstance(imports, str):
+        imports = [imports]
+    if any(i == 'mmseg_ecotta' or i.startswith('mmseg_ecotta.')
+           for i in imports):
+        return
+    used = _plugin_types(cfg.to_dict())
+    if used:
+        raise ValueError(
+            f'{filename} uses {sorted(used)} from mmseg_ecotta but does not '
+            f'import the plugin; add this line to it: {PLUGIN_IMPORT}')
+
+
+def load_config(path: str,
+                cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None) -> Config:
+    """Load a config like mmseg's tools do, plus the plugin-import check.
+
+    Args:
+        path (str): Config file.
+        cfg_options (dict, optional): ``--cfg-options`` overrides.
+        work_dir (str, optional): Work dir; defaults to the config's own
+            ``work_dir`` or ``work_dirs/<config name>``.
+
+    Returns:
+        Config: The merged config.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file {path!r} does not exist')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    check_plugin_import(cfg, path)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(path))[0])
+    return cfg
