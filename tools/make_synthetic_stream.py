@@ -16,9 +16,8 @@ _ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from mmseg_ecotta.synthetic import (
-    CONDITIONS,  # noqa: E402
-    generate_synthetic_stream)
+from mmseg_ecotta.synthetic import CONDITIONS  # noqa: E402
+from mmseg_ecotta.synthetic import generate_synthetic_stream
 
 
 def parse_args() -> argparse.Namespace:

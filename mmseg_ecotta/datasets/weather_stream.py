@@ -81,9 +81,8 @@ class WeatherStreamDataset:
                 f'rounds must be an int >= 1, got {rounds!r}; CoTTA uses '
                 f'{COTTA_ROUNDS}')
         if isinstance(domains, str) or not domains:
-            raise ValueError(
-                f'domains must be a non-empty list of names or '
-                f'dict(name=..., dataset=...), got {domains!r}')
+            raise ValueError(f'domains must be a non-empty list of names or '
+                             f'dict(name=..., dataset=...), got {domains!r}')
         self.rounds = rounds
         self.domain_names: List[str] = []
         self.datasets: List[BaseDataset] = []
@@ -99,8 +98,8 @@ class WeatherStreamDataset:
             self.full_init()
 
     @staticmethod
-    def _domain_dataset(domain: DomainCfg,
-                        template: Union[Dict[str, Any], None],
+    def _domain_dataset(domain: DomainCfg, template: Union[Dict[str, Any],
+                                                           None],
                         template_key: str) -> Tuple[str, BaseDataset]:
         """Build one domain's dataset (lazily) from its config entry."""
         if isinstance(domain, str):
@@ -141,8 +140,9 @@ class WeatherStreamDataset:
         for dataset in self.datasets:
             dataset.full_init()
         lengths = [len(d) for d in self.datasets]
-        empty = [n for n, length in zip(self.domain_names, lengths)
-                 if length == 0]
+        empty = [
+            n for n, length in zip(self.domain_names, lengths) if length == 0
+        ]
         if empty:
             raise ValueError(
                 f'domains {empty} have no samples; an empty domain would '

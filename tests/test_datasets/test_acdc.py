@@ -22,8 +22,7 @@ PIPELINE = [
 def test_lists_condition_split_with_acdc_suffixes(acdc_root):
     dataset = ACDCDataset(condition='night', data_root=acdc_root)
     assert len(dataset) == 2
-    assert dataset.metainfo['classes'] == CityscapesDataset.METAINFO[
-        'classes']
+    assert dataset.metainfo['classes'] == CityscapesDataset.METAINFO['classes']
     paths = [dataset.get_data_info(i)['img_path'] for i in range(2)]
     assert paths == sorted(paths)
     for i in range(2):
@@ -98,5 +97,4 @@ def test_lazy_init_defers_the_checks(tmp_path):
 
 def test_data_prefix_is_rejected(acdc_root):
     with pytest.raises(TypeError, match='data_prefix'):
-        ACDCDataset(
-            condition='fog', data_root=acdc_root, data_prefix=dict())
+        ACDCDataset(condition='fog', data_root=acdc_root, data_prefix=dict())

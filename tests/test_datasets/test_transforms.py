@@ -24,7 +24,10 @@ def image() -> np.ndarray:
     return img.astype(np.uint8)
 
 
-def corrupt(img: np.ndarray, name: str, severity: int = 3, seed: int = 0,
+def corrupt(img: np.ndarray,
+            name: str,
+            severity: int = 3,
+            seed: int = 0,
             path: str = 'city/aachen_000000_000019_leftImg8bit.png'):
     results = dict(img=img.copy(), img_path=path)
     return WeatherCorruption(name, severity, seed)(results)['img']
@@ -58,14 +61,13 @@ def test_random_draws_differ_between_seeds_and_images(image, name):
     assert not np.array_equal(
         corrupt(image, name, seed=0), corrupt(image, name, seed=1))
     assert not np.array_equal(
-        corrupt(image, name, path='x.png'), corrupt(image, name,
-                                                    path='y.png'))
+        corrupt(image, name, path='x.png'), corrupt(image, name, path='y.png'))
 
 
 @pytest.mark.parametrize('name', sorted(CORRUPTIONS))
 def test_strongest_severity_changes_more_than_mildest(image, name):
-    assert change(image, corrupt(image, name, 5)) > change(
-        image, corrupt(image, name, 1))
+    assert change(image, corrupt(image, name,
+                                 5)) > change(image, corrupt(image, name, 1))
 
 
 @pytest.mark.parametrize('name', MONOTONE)
@@ -124,9 +126,7 @@ def corrupted_stream_cfg(root: str, names, rounds: int) -> dict:
                 pipeline=[
                     dict(type='LoadImageFromFile'),
                     dict(
-                        type='WeatherCorruption',
-                        corruption=name,
-                        severity=5),
+                        type='WeatherCorruption', corruption=name, severity=5),
                     dict(type='LoadAnnotations'),
                     dict(type='PackSegInputs')
                 ]))
@@ -163,8 +163,8 @@ def test_corrupted_cityscapes_stream(tmp_path):
         reference = clean[local]
         assert meta.img_path == reference['data_samples'].img_path
         # Same label, corrupted image; the same in every round.
-        assert (meta.gt_sem_seg.data == reference['data_samples'].gt_sem_seg
-                .data).all()
+        assert (meta.gt_sem_seg.data ==
+                reference['data_samples'].gt_sem_seg.data).all()
         assert not (sample['inputs'] == reference['inputs']).all()
         if index >= 8:
             again = stream[index - 8]['inputs']
@@ -187,7 +187,6 @@ def test_corrupted_stream_config_builds(tmp_path):
     cfg.test_dataloader.update(num_workers=0, persistent_workers=False)
     init_default_scope('mmseg')
     loader = Runner.build_dataloader(cfg.test_dataloader)
-    assert [b['data_samples'][0].domain for b in loader][:4] == [
-        'fog', 'darkness', 'rain', 'snow'
-    ]
+    assert [b['data_samples'][0].domain
+            for b in loader][:4] == ['fog', 'darkness', 'rain', 'snow']
     assert len(loader) == 4 * 10

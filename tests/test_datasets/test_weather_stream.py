@@ -89,17 +89,15 @@ def test_order_rounds_and_tags_on_loaded_samples(uneven_root):
 def test_segments_cover_the_stream(uneven_root):
     stream = build_stream(uneven_root, rounds=2)
     segments = stream.segments()
-    assert [(s.round, s.domain) for s in segments] == [
-        (r, d) for r in range(2) for d in COTTA_DOMAINS
-    ]
+    assert [(s.round, s.domain) for s in segments] == [(r, d) for r in range(2)
+                                                       for d in COTTA_DOMAINS]
     spans = [(s.start, s.stop) for s in segments[:4]]
     assert spans == [(0, 3), (3, 4), (4, 6), (6, 8)]
     assert segments[-1].stop == len(stream)
     for seg in segments:
         for index in range(seg.start, seg.stop):
             info = stream.stream_info(index)
-            assert (info['round'], info['domain']) == (seg.round,
-                                                       seg.domain)
+            assert (info['round'], info['domain']) == (seg.round, seg.domain)
 
 
 def test_metainfo_has_classes_domains_and_rounds(uneven_root):
@@ -156,8 +154,8 @@ def test_pipeline_without_data_samples_gets_tags_in_dict(uneven_root):
         rounds=2,
         dataset_template=dict(type='ACDCDataset', data_root=uneven_root))
     item = stream[3]
-    assert (item['domain'], item['round'], item['stream_index']) == ('rain',
-                                                                     1, 3)
+    assert (item['domain'], item['round'], item['stream_index']) == ('rain', 1,
+                                                                     3)
     assert stream.get_data_info(3)['img_path'] == item['img_path']
 
 
@@ -195,8 +193,7 @@ def test_unknown_domain_name_from_acdc(uneven_root):
     with pytest.raises(ValueError, match="'hail'"):
         WeatherStreamDataset(
             domains=['fog', 'hail'],
-            dataset_template=dict(type='ACDCDataset',
-                                  data_root=uneven_root))
+            dataset_template=dict(type='ACDCDataset', data_root=uneven_root))
 
 
 def test_mmengine_dataloader_batch_size_one(uneven_root):

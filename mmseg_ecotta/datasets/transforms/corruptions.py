@@ -61,11 +61,13 @@ def plasma_fractal(size: int, wibble_decay: float,
         grid[half:size:step, half:size:step] = wibbled_mean(square)
         centres = grid[half:size:step, half:size:step]
         corners = grid[0:size:step, 0:size:step]
-        left = (centres + np.roll(centres, 1, axis=0) + corners +
-                np.roll(corners, -1, axis=1))
+        left = (
+            centres + np.roll(centres, 1, axis=0) + corners +
+            np.roll(corners, -1, axis=1))
         grid[0:size:step, half:size:step] = wibbled_mean(left)
-        top = (centres + np.roll(centres, 1, axis=1) + corners +
-               np.roll(corners, -1, axis=0))
+        top = (
+            centres + np.roll(centres, 1, axis=1) + corners +
+            np.roll(corners, -1, axis=0))
         grid[half:size:step, 0:size:step] = wibbled_mean(top)
         step //= 2
         wibble /= wibble_decay
@@ -133,8 +135,7 @@ def snow(image: np.ndarray, severity: int,
     The scene is also whitened towards ``1.5 * gray + 0.5`` (snow cover).
     """
     (mean, std, zoom, threshold, radius, sigma,
-     keep) = [(0.1, 0.3, 3, 0.5, 10, 4, 0.8),
-              (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+     keep) = [(0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
               (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
               (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
               (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)][severity - 1]
@@ -145,9 +146,8 @@ def snow(image: np.ndarray, severity: int,
     flakes = np.clip(flakes, 0, 1)
     flakes = _motion_blur(flakes, radius, sigma, rng.uniform(-135, -45))
     flakes = flakes[..., None]
-    covered = keep * image + (1 - keep) * np.maximum(
-        image,
-        _gray(image) * 1.5 + 0.5)
+    covered = keep * image + (1 - keep) * np.maximum(image,
+                                                     _gray(image) * 1.5 + 0.5)
     return np.clip(covered + flakes + np.rot90(flakes, k=2), 0, 1)
 
 
@@ -170,8 +170,8 @@ def ice_texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
         x1, y1 = x0 + length * np.cos(theta), y0 + length * np.sin(theta)
         cv2.line(needles, (int(x0), int(y0)), (int(x1), int(y1)),
                  float(rng.uniform(0.3, 1.0)), 1, cv2.LINE_AA)
-    texture = np.clip(texture + 0.5 * cv2.GaussianBlur(needles, (3, 3), 0),
-                      0, 1)
+    texture = np.clip(texture + 0.5 * cv2.GaussianBlur(needles, (3, 3), 0), 0,
+                      1)
     tint = np.array([0.85, 0.93, 1.0], np.float32)  # RGB, pale blue
     return texture[..., None] * tint
 
@@ -182,8 +182,7 @@ def frost(image: np.ndarray, severity: int,
     keep, frost_weight = [(1.0, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7),
                           (0.6, 0.75)][severity - 1]
     h, w = image.shape[:2]
-    return np.clip(keep * image + frost_weight * ice_texture(h, w, rng), 0,
-                   1)
+    return np.clip(keep * image + frost_weight * ice_texture(h, w, rng), 0, 1)
 
 
 def brightness(image: np.ndarray, severity: int,
@@ -211,10 +210,8 @@ def darkness(image: np.ndarray, severity: int,
     (auto-ISO), which amplifies the photon (shot) noise; read noise is
     added on top. Constants are chosen per severity, not from a paper.
     """
-    exposure, photons, read_noise = [(0.5, 2000.0, 0.002),
-                                     (0.3, 800.0, 0.004),
-                                     (0.15, 300.0, 0.006),
-                                     (0.08, 120.0, 0.01),
+    exposure, photons, read_noise = [(0.5, 2000.0, 0.002), (0.3, 800.0, 0.004),
+                                     (0.15, 300.0, 0.006), (0.08, 120.0, 0.01),
                                      (0.04, 50.0, 0.015)][severity - 1]
     linear = image**GAMMA * exposure
     # Poisson shot noise for a full-scale signal of `photons` electrons.

@@ -40,9 +40,8 @@ class WeatherCorruption(BaseTransform):
                  severity: int = 5,
                  seed: int = 0) -> None:
         if corruption not in CORRUPTIONS:
-            raise ValueError(
-                f'unknown corruption {corruption!r}; valid: '
-                f'{sorted(CORRUPTIONS)}')
+            raise ValueError(f'unknown corruption {corruption!r}; valid: '
+                             f'{sorted(CORRUPTIONS)}')
         if severity not in SEVERITIES or isinstance(severity, bool):
             raise ValueError(
                 f'severity must be one of {list(SEVERITIES)}, got '
