@@ -9,6 +9,6 @@ from .compat import apply_all
 
 ACTIVE_SHIMS = apply_all()
 
-from . import datasets, models  # noqa: E402,F401
+from . import datasets, engine, evaluation, models, tta  # noqa: E402,F401
 
 __version__ = '0.1.0'

@@ -10,7 +10,13 @@ custom_imports = dict(imports=['mmseg_ecotta'], allow_failed_imports=False)
 load_from = 'data/checkpoints/deeplabv3plus_r18-tiny_synthetic-source.pth'
 max_iters = 500
 param_scheduler = [
-    dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=max_iters)
+    dict(
+        type='PolyLR',
+        eta_min=1e-5,
+        power=0.9,
+        begin=0,
+        end=max_iters,
+        by_epoch=False)
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(checkpoint=dict(interval=max_iters))

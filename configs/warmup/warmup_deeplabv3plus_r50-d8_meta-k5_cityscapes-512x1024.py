@@ -10,6 +10,12 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=6000, val_interval=2000)
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0005))
 param_scheduler = [
-    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=6000)
+    dict(
+        type='PolyLR',
+        eta_min=1e-4,
+        power=0.9,
+        begin=0,
+        end=6000,
+        by_epoch=False)
 ]
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=2000))

@@ -20,8 +20,8 @@ import torch.nn as nn
 from torch import Tensor
 
 __all__ = [
-    'SavedTensorGroup', 'SavedTensorReport', 'profile_saved_tensors',
-    'saved_tensor_bytes'
+    'SavedTensorGroup', 'SavedTensorRecorder', 'SavedTensorReport',
+    'profile_saved_tensors', 'saved_tensor_bytes'
 ]
 
 # Identity of a storage: (device, data pointer, bytes). Storages alive at
@@ -107,6 +107,89 @@ def _storage_key(t: Tensor) -> _StorageKey:
     return str(t.device), storage.data_ptr(), storage.nbytes()
 
 
+class SavedTensorRecorder:
+    """Context manager recording what autograd saves inside its block.
+
+    Use it around the forward pass of a real step, then call
+    :meth:`report` while the loss (hence its graph) is still alive::
+
+        with SavedTensorRecorder(model) as recorder:
+            loss = step_forward()
+        report = recorder.report()
+        loss.backward()
+
+    Args:
+        module (nn.Module, optional): Its parameters *and buffers* count as
+            weights. ``nn.Parameter`` instances always count as weights.
+            Default: None.
+    """
+
+    def __init__(self, module: Optional[nn.Module] = None) -> None:
+        self._holders: List['weakref.ref[_Saved]'] = []
+        self._weight_keys: Set[_StorageKey] = set()
+        if module is not None:
+            for t in list(module.parameters()) + list(module.buffers()):
+                self._weight_keys.add(_storage_key(t))
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(
+            self._pack, self._unpack)
+
+    def _pack(self, t: Tensor) -> _Saved:
+        saved = _Saved(t)
+        self._holders.append(weakref.ref(saved))
+        return saved
+
+    @staticmethod
+    def _unpack(saved: _Saved) -> Tensor:
+        return saved.tensor
+
+    def __enter__(self) -> 'SavedTensorRecorder':
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._hooks.__exit__(*exc)
+
+    def report(self) -> SavedTensorReport:
+        """Report the saved tensors that live graphs still hold.
+
+        Tensors saved by parts of the graph that were already freed (e.g.
+        a discarded branch) are not counted.
+        """
+        # Storage key -> (kind, dtype, shape of the largest view, nbytes).
+        storages: Dict[_StorageKey, Tuple[str, torch.dtype, Tuple[int, ...],
+                                          int]] = {}
+        views: Dict[_StorageKey, int] = defaultdict(int)
+        for ref in self._holders:
+            saved = ref()
+            if saved is None:
+                continue
+            t = saved.tensor
+            key = _storage_key(t)
+            is_weight = (
+                isinstance(t, nn.Parameter) or key in self._weight_keys)
+            kind = 'weight' if is_weight else 'activation'
+            # The whole storage stays alive, even if only a view was saved.
+            nbytes = t.untyped_storage().nbytes()
+            if t.numel() * t.element_size() >= views[key]:
+                views[key] = t.numel() * t.element_size()
+                storages[key] = (kind, t.dtype, tuple(t.shape), nbytes)
+
+        report = SavedTensorReport()
+        groups: Dict[Tuple[str, torch.dtype, Tuple[int, ...]],
+                     SavedTensorGroup] = {}
+        for kind, dtype, shape, nbytes in storages.values():
+            if kind == 'weight':
+                report.weight_bytes += nbytes
+            else:
+                report.activation_bytes += nbytes
+            group = groups.setdefault((kind, dtype, shape),
+                                      SavedTensorGroup(kind, dtype, shape))
+            group.count += 1
+            group.nbytes += nbytes
+        report.groups = sorted(groups.values(), key=lambda g: -g.nbytes)
+        return report
+
+
 def profile_saved_tensors(
         fn: Callable[[], Tensor],
         module: Optional[nn.Module] = None) -> SavedTensorReport:
@@ -114,68 +197,19 @@ def profile_saved_tensors(
 
     ``fn`` runs with grad enabled and returns the loss; the report is taken
     while that loss (hence its graph) is alive, then everything is freed.
-    Tensors saved by parts of the graph that were already freed (e.g. a
-    discarded branch) are not counted. No backward is run.
+    No backward is run.
 
     Args:
         fn (Callable[[], Tensor]): Builds the graph and returns the loss.
-        module (nn.Module, optional): Its parameters *and buffers* count as
-            weights. ``nn.Parameter`` instances always count as weights.
-            Default: None.
+        module (nn.Module, optional): See :class:`SavedTensorRecorder`.
 
     Returns:
         SavedTensorReport: Bytes by kind and the largest groups.
     """
-    holders: List['weakref.ref[_Saved]'] = []
-
-    def pack(t: Tensor) -> _Saved:
-        saved = _Saved(t)
-        holders.append(weakref.ref(saved))
-        return saved
-
-    def unpack(saved: _Saved) -> Tensor:
-        return saved.tensor
-
-    weight_keys: Set[_StorageKey] = set()
-    if module is not None:
-        for t in list(module.parameters()) + list(module.buffers()):
-            weight_keys.add(_storage_key(t))
-
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(
-            pack, unpack):
+    with torch.enable_grad(), SavedTensorRecorder(module) as recorder:
         loss = fn()
-    # Storage key -> (kind, dtype, shape of the largest view, nbytes).
-    storages: Dict[_StorageKey, Tuple[str, torch.dtype, Tuple[int, ...],
-                                      int]] = {}
-    views: Dict[_StorageKey, int] = defaultdict(int)
-    for ref in holders:
-        saved = ref()
-        if saved is None:
-            continue
-        t = saved.tensor
-        key = _storage_key(t)
-        is_weight = isinstance(t, nn.Parameter) or key in weight_keys
-        kind = 'weight' if is_weight else 'activation'
-        # The whole storage stays alive, even if only a view was saved.
-        nbytes = t.untyped_storage().nbytes()
-        if t.numel() * t.element_size() >= views[key]:
-            views[key] = t.numel() * t.element_size()
-            storages[key] = (kind, t.dtype, tuple(t.shape), nbytes)
-    del loss  # free the graph before building the report
-
-    report = SavedTensorReport()
-    groups: Dict[Tuple[str, torch.dtype, Tuple[int, ...]],
-                 SavedTensorGroup] = {}
-    for kind, dtype, shape, nbytes in storages.values():
-        if kind == 'weight':
-            report.weight_bytes += nbytes
-        else:
-            report.activation_bytes += nbytes
-        group = groups.setdefault((kind, dtype, shape),
-                                  SavedTensorGroup(kind, dtype, shape))
-        group.count += 1
-        group.nbytes += nbytes
-    report.groups = sorted(groups.values(), key=lambda g: -g.nbytes)
+    report = recorder.report()
+    del loss
     return report
 
 

@@ -25,5 +25,5 @@ test_dataloader = dict(
             data_root=data_root,
             split='train',
             pipeline=test_pipeline)))
-# Placeholder: a continual (per-domain, per-round) metric replaces it.
-test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+# mIoU per (round, domain), per-class IoU, CoTTA-style round table.
+test_evaluator = dict(type='ContinualIoUMetric', iou_metrics=['mIoU'])

@@ -37,4 +37,4 @@ test_dataloader = dict(
                         dict(type='PackSegInputs')
                     ])) for name in corruptions
         ]))
-test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+test_evaluator = dict(type='ContinualIoUMetric', iou_metrics=['mIoU'])

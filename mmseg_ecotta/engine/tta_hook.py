@@ -1,0 +1,193 @@
+"""Turn any mmseg test run into continual test-time adaptation."""
+import os.path as osp
+from typing import Optional
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.logging import MMLogger
+from mmengine.model import is_model_wrapper
+from mmengine.runner.checkpoint import _load_checkpoint
+from mmseg.registry import HOOKS
+
+from ..evaluation import (ContinualIoUMetric, format_round_table,
+                          write_json_atomic)
+from ..models.segmentors import is_meta_name
+from ..tta import build_tta_method
+
+
+@HOOKS.register_module()
+class TestTimeAdaptationHook(Hook):
+    """Adapt the model while mmengine's test loop predicts.
+
+    Add it to ``custom_hooks`` of any mmseg test config and run
+    ``tools/test_tta.py`` or mmseg's own ``tools/test.py``::
+
+        custom_hooks = [dict(type='TestTimeAdaptationHook',
+                             method=dict(type='Tent'))]
+
+    mmengine's test machinery needs three things handled, all here:
+
+    - ``runner.test()`` loads ``load_from`` *after* building the loop and
+      calling ``before_run``, so the method (and any copy of the source
+      weights it takes) is built in :meth:`before_test`, after loading;
+    - ``TestLoop`` calls ``model.eval()`` and runs each iteration under
+      ``torch.no_grad()``: the method's ``test_step`` (installed on the
+      model instance, no class is patched) re-enables gradients and sets
+      BN behaviour per layer, independent of the module mode;
+    - the prediction the metric scores comes from the forward pass that
+      produced the adaptation loss.
+
+    Args:
+        method (dict): TTA method config, e.g. ``dict(type='EcoTTA')``.
+        episodic (bool): Reset the adapted state at every domain boundary
+            instead of adapting continually. Defaults to False.
+        results_file (str): JSON file in the work dir, rewritten after
+            every domain so a run that dies keeps what it measured.
+            Defaults to ``'tta_results.json'``.
+        check_checkpoint (bool): Fail if ``load_from`` does not fit the
+            model (shape mismatch, unexpected or missing original keys).
+            Defaults to True.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self,
+                 method: dict,
+                 episodic: bool = False,
+                 results_file: str = 'tta_results.json',
+                 check_checkpoint: bool = True) -> None:
+        if not isinstance(method, dict) or 'type' not in method:
+            raise TypeError(
+                f'method={method!r} must be a config dict with a type, e.g. '
+                "dict(type='EcoTTA')")
+        self.method_cfg = method
+        self.episodic = episodic
+        self.results_file = results_file
+        self.check_checkpoint = check_checkpoint
+        self.method = None
+        self._segment: Optional[tuple] = None
+
+    # --- set-up ---------------------------------------------------------
+    def before_test(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        if self.check_checkpoint and runner._load_from:
+            check_checkpoint_fits(model, runner._load_from)
+        self.method = build_tta_method(self.method_cfg, model)
+        # An instance attribute: mmengine's loop (and any model wrapper,
+        # which delegates to ``module.test_step``) now calls the method.
+        model.test_step = self.method.test_step
+        self.metric = next((m for m in runner.test_evaluator.metrics
+                            if isinstance(m, ContinualIoUMetric)), None)
+        if self.metric is None:
+            MMLogger.get_current_instance().warning(
+                'no ContinualIoUMetric in test_evaluator: per-domain results '
+                "will not be written; use test_evaluator = dict(type="
+                "'ContinualIoUMetric')")
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        runner.logger.info(
+            f'TTA method {type(self.method).__name__}: '
+            f'{self.method.num_trainable_params} trainable parameters, '
+            f"{'episodic' if self.episodic else 'continual'}")
+
+    # --- the stream ---------------------------------------------------------
+    def before_test_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch: dict = None) -> None:
+        info = data_batch['data_samples'][0].metainfo
+        segment = (info.get('round', 0), info.get('domain', 'all'))
+        if segment == self._segment:
+            return
+        if self._segment is not None:
+            self._report_segment(runner)
+            if self.episodic:
+                self.method.reset()
+        self._segment = segment
+
+    def after_test_epoch(self, runner, metrics: dict = None) -> None:
+        summary = self.metric.last_summary if self.metric else None
+        if summary is None:
+            return
+        self._write(runner, summary, complete=True)
+        runner.logger.info('\n' + format_round_table(
+            summary, f'mIoU (%), {type(self.method).__name__}'))
+
+    # --- results ------------------------------------------------------------
+    def _report_segment(self, runner) -> None:
+        """Log the finished domain and rewrite the results file."""
+        if self.metric is None or not self.metric.results:
+            return
+        summary = self.metric.summary()
+        last = summary['segments'][-1]
+        runner.logger.info(
+            f"round {last['round'] + 1} {last['domain']}: mIoU "
+            f"{last['mIoU']:.2f} over {last['num_images']} images "
+            f'({self.method.seconds / max(self.method.images, 1):.3f} '
+            's/image)')
+        self._write(runner, summary, complete=False)
+
+    def cost(self) -> dict:
+        """Seconds per image, trainable parameters and peak memory."""
+        if torch.cuda.is_available():
+            peak, kind = torch.cuda.max_memory_allocated(), \
+                'cuda_peak_allocated'
+        else:
+            report = self.method.saved_tensors
+            peak = report.activation_bytes if report else 0
+            kind = 'cpu_activations_saved_for_backward'
+        return dict(
+            seconds_per_image=self.method.seconds / max(self.method.images, 1),
+            trainable_params=self.method.num_trainable_params,
+            peak_memory_bytes=peak,
+            peak_memory_kind=kind)
+
+    def _write(self, runner, summary: dict, complete: bool) -> None:
+        data = dict(
+            method=type(self.method).__name__,
+            method_cfg=self.method_cfg,
+            episodic=self.episodic,
+            complete=complete,
+            config=runner.cfg.filename,
+            checkpoint=runner._load_from,
+            cost=self.cost(),
+            adaptation=dict(self.method.stats, images=self.method.images),
+            **summary)
+        write_json_atomic(data, osp.join(runner.work_dir, self.results_file))
+
+
+def check_checkpoint_fits(model: torch.nn.Module, filename: str) -> None:
+    """Raise if a checkpoint was made for another architecture.
+
+    mmengine's runner loads ``load_from`` non-strictly and only warns, which
+    would silently evaluate a half-random model. Missing meta-network keys
+    are allowed (an un-warmed EcoTTA model) and logged.
+    """
+    ckpt = _load_checkpoint(filename, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+    state = {
+        k[7:] if k.startswith('module.') else k: v
+        for k, v in state.items()
+    }
+    own = model.state_dict()
+    mismatched = [
+        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+        for k, v in state.items() if k in own and own[k].shape != v.shape
+    ]
+    unexpected = [k for k in state if k not in own]
+    missing = [k for k in own if k not in state]
+    missing_original = [k for k in missing if not is_meta_name(k)]
+    if mismatched or unexpected or missing_original:
+        raise ValueError(
+            f'checkpoint {filename} does not fit the model of this config: '
+            f'{len(mismatched)} shape mismatches {mismatched[:3]}, '
+            f'{len(unexpected)} unexpected keys {unexpected[:3]}, '
+            f'{len(missing_original)} missing keys {missing_original[:3]}. '
+            'Pass the checkpoint trained for this config (or the config '
+            'matching this checkpoint).')
+    if missing:
+        MMLogger.get_current_instance().warning(
+            f'checkpoint {filename} has no meta-network weights '
+            f'({len(missing)} keys): the meta networks are not warmed up '
+            '(see configs/warmup/)')

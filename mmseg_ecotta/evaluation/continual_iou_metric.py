@@ -1,0 +1,88 @@
+"""mIoU per weather domain and per round of a continual stream."""
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import METRICS
+
+from .results import summarize_stream
+
+DEFAULT_DOMAIN = 'all'
+
+
+@METRICS.register_module()
+class ContinualIoUMetric(IoUMetric):
+    """IoU accumulated separately for every (round, domain) of a stream.
+
+    Each sample's ``domain`` and ``round`` come from its metainfo (set by
+    :class:`~mmseg_ecotta.datasets.WeatherStreamDataset`); samples without
+    them count as one domain ``'all'`` of round 0, so the metric also works
+    on any stock mmseg test set.
+
+    The returned metrics are flat for mmengine's logger (``mIoU`` is the
+    mean over all (round, domain) segments, ``round1/fog/mIoU`` etc.); the
+    full structured summary, with per-class IoU, is kept in
+    :attr:`last_summary` and is available mid-stream via :meth:`summary`.
+
+    Args:
+        **kwargs: Passed to mmseg's :class:`IoUMetric`.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault('iou_metrics', ['mIoU'])
+        super().__init__(**kwargs)
+        self.last_summary: Optional[dict] = None
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """Accumulate intersection and union areas of each sample."""
+        num_classes = len(self.dataset_meta['classes'])
+        for sample in data_samples:
+            pred = sample['pred_sem_seg']['data'].squeeze()
+            label = sample['gt_sem_seg']['data'].squeeze().to(pred)
+            if pred.shape != label.shape:
+                raise ValueError(
+                    f"prediction {tuple(pred.shape)} and label "
+                    f"{tuple(label.shape)} differ in size for "
+                    f"{sample.get('img_path')}: load the label after Resize "
+                    'in the test pipeline (and check the label file matches '
+                    'its image)')
+            areas = self.intersect_and_union(pred, label, num_classes,
+                                             self.ignore_index)
+            self.results.append(
+                (int(sample.get('round',
+                                0)), str(sample.get('domain', DEFAULT_DOMAIN)),
+                 torch.stack(areas).cpu().numpy()))
+
+    def summary(self, results: Optional[List] = None) -> dict:
+        """Structured results of the samples processed so far.
+
+        Returns:
+            dict: See :func:`~mmseg_ecotta.evaluation.summarize_stream`.
+        """
+        return summarize_stream(
+            self._segments(self.results if results is None else results),
+            self.dataset_meta['classes'])
+
+    @staticmethod
+    def _segments(results: List) -> Dict:
+        """Sum the areas of each (round, domain), in stream order."""
+        segments: Dict = OrderedDict()
+        for round_idx, domain, areas in results:
+            key = (round_idx, domain)
+            if key in segments:
+                segments[key][0] += areas
+                segments[key][1] += 1
+            else:
+                segments[key] = [areas.astype(np.float64), 1]
+        return segments
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        """Flat metrics for the logger; keeps the full summary."""
+        self.last_summary = self.summary(results)
+        metrics = OrderedDict(mIoU=self.last_summary['mean_mIoU'])
+        for seg in self.last_summary['segments']:
+            metrics[f"round{seg['round'] + 1}/{seg['domain']}/mIoU"] = seg[
+                'mIoU']
+        return metrics

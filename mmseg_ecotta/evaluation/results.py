@@ -1,0 +1,135 @@
+"""Continual results: summary schema, round table, JSON file.
+
+Schema of the summary (and of ``tta_results.json``; all IoUs in %)::
+
+    {
+      "domains": ["fog", ...],          # in stream order
+      "rounds": 3,                      # rounds with at least one image
+      "segments": [                     # one per (round, domain), in order
+        {"round": 0, "domain": "fog", "num_images": 40, "mIoU": 41.2,
+         "aAcc": 80.1, "per_class_iou": {"road": 90.3, ...}}, ...],
+      "table": {"round 1": {"fog": 41.2, ..., "mean": 38.0}, ...},
+      "mean_mIoU": 37.5,                # over all segments
+      "per_class_iou": {"road": 88.0, ...}  # over all segments
+    }
+
+The hook adds ``method``, ``config``, ``checkpoint``, ``cost``
+(``seconds_per_image``, ``trainable_params``, ``peak_memory_bytes``,
+``peak_memory_kind``) and ``adaptation`` (update counters) to the file.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, Sequence
+
+import numpy as np
+
+
+def _iou(areas: np.ndarray) -> np.ndarray:
+    """Per-class IoU in % from summed (intersect, union, pred, label)."""
+    intersect, union = areas[0], areas[1]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        return np.where(union > 0, intersect / union, np.nan) * 100
+
+
+def _nanmean(values) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0 or np.isnan(values).all():
+        return float('nan')
+    return float(np.nanmean(values))
+
+
+def summarize_stream(segments: Dict, class_names: Sequence[str]) -> dict:
+    """Summarise per-(round, domain) areas into the documented schema.
+
+    Args:
+        segments (dict): ``(round, domain) -> [areas (4, C), num_images]``
+            in stream order, areas being intersection, union, prediction
+            and label pixel counts per class.
+        class_names (Sequence[str]): Class names, length C.
+
+    Returns:
+        dict: The summary (see the module docstring).
+    """
+    out, domains, table = [], [], {}
+    total = np.zeros((4, len(class_names)))
+    for (round_idx, domain), (areas, count) in segments.items():
+        iou = _iou(areas)
+        total += areas
+        if domain not in domains:
+            domains.append(domain)
+        out.append(
+            dict(
+                round=round_idx,
+                domain=domain,
+                num_images=int(count),
+                mIoU=_nanmean(iou),
+                aAcc=float(areas[0].sum() / max(areas[3].sum(), 1) * 100),
+                per_class_iou={
+                    c: (None if np.isnan(v) else float(v))
+                    for c, v in zip(class_names, iou)
+                }))
+        row = table.setdefault(f'round {round_idx + 1}', {})
+        row[domain] = out[-1]['mIoU']
+    for row in table.values():
+        row['mean'] = _nanmean([v for k, v in row.items() if k != 'mean'])
+    per_class = np.array(
+        [[np.nan if v is None else v for v in seg['per_class_iou'].values()]
+         for seg in out]) if out else np.zeros((0, len(class_names)))
+    return dict(
+        domains=domains,
+        rounds=len(table),
+        segments=out,
+        table=table,
+        mean_mIoU=_nanmean([seg['mIoU'] for seg in out]),
+        per_class_iou={
+            c: _nanmean(per_class[:, i]) if len(out) else None
+            for i, c in enumerate(class_names)
+        })
+
+
+def format_round_table(summary: dict, title: str = '') -> str:
+    """CoTTA Table-5 layout: rows are rounds, columns domains and mean."""
+    domains = summary['domains']
+    header = ['Round'] + domains + ['Mean']
+    rows = [[name] + [_fmt(values.get(d))
+                      for d in domains] + [_fmt(values['mean'])]
+            for name, values in summary['table'].items()]
+    rows.append(['All'] + [
+        _fmt(
+            _nanmean(
+                [s['mIoU'] for s in summary['segments'] if s['domain'] == d]))
+        for d in domains
+    ] + [_fmt(summary['mean_mIoU'])])
+    widths = [
+        max(len(r[i]) for r in rows + [header]) for i in range(len(header))
+    ]
+    lines = [title] if title else []
+    lines.append(' | '.join(h.ljust(w) for h, w in zip(header, widths)))
+    lines.append('-+-'.join('-' * w for w in widths))
+    lines += [' | '.join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return '\n'.join(lines)
+
+
+def _fmt(value) -> str:
+    return '-' if value is None or np.isnan(value) else f'{value:.1f}'
+
+
+def _json_safe(value):
+    """NaN (a class absent from a segment) becomes null: strict JSON."""
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json_atomic(data: dict, path: str) -> None:
+    """Write JSON via a temporary file and rename: never a torn file."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = f'{path}.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(_json_safe(data), f, indent=2, allow_nan=False)
+    os.replace(tmp, path)

@@ -1,0 +1,47 @@
+"""TENT: test entropy minimisation of the BN affine parameters.
+
+Wang et al., Tent: Fully Test-time Adaptation by Entropy Minimization,
+ICLR 2021 (https://arxiv.org/abs/2006.10726); code after DequanWang/tent.
+"""
+import torch.nn as nn
+from torch import Tensor
+
+from ..models.norm import TTABatchNorm2d, convert_batchnorms
+from ..registry import TTA_METHODS
+from .base import NamedParams, TTAMethod
+from .losses import mean_entropy_loss
+
+# CoTTA's Cityscapes->ACDC protocol runs its baselines with CoTTA's Adam
+# settings (lr 6e-5 / 8 for batch size 1); TENT's own paper has no
+# segmentation-at-batch-1 setting.
+TENT_OPTIMIZER = dict(type='Adam', lr=6e-5 / 8, betas=(0.9, 0.999))
+
+
+@TTA_METHODS.register_module()
+class Tent(TTAMethod):
+    """Entropy minimisation of BN scale and shift, batch statistics.
+
+    The image-pool BN of DeepLabV3/V3+ sees one value per channel at batch
+    size 1; it falls back to its stored statistics (its affine parameters
+    still adapt) instead of crashing, see :mod:`mmseg_ecotta.models.norm`.
+    """
+
+    def __init__(self,
+                 model: nn.Module,
+                 optimizer: dict = TENT_OPTIMIZER,
+                 **kwargs) -> None:
+        super().__init__(model, optimizer=optimizer, **kwargs)
+
+    def configure_norms(self, model: nn.Module) -> None:
+        """Batch statistics with the exact gradient, as tent's train mode."""
+        convert_batchnorms(model, 'batch')
+
+    def collect_params(self, model: nn.Module) -> NamedParams:
+        """BN scale and shift only: tent's choice of a small, stable set."""
+        return [(f'{name}.{pname}', p) for name, m in model.named_modules()
+                if isinstance(m, TTABatchNorm2d)
+                for pname, p in m.named_parameters(recurse=False)]
+
+    def loss(self, logits: Tensor) -> Tensor:
+        """Softmax entropy averaged over every pixel."""
+        return mean_entropy_loss(logits)

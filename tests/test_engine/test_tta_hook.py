@@ -1,0 +1,145 @@
+"""The TTA hook inside mmengine's test machinery, end to end."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mmseg_ecotta.evaluation import ContinualIoUMetric, format_round_table
+from ..conftest import REPO, TINY_MODEL, build_model
+
+TENT = osp.join(
+    REPO, 'configs/tta/synthetic/'
+    'tent_deeplabv3plus_r18-tiny_synthetic-stream.py')
+MMSEG_TEST = osp.join(
+    osp.dirname(__import__('mmseg').__file__), '.mim', 'tools', 'test.py')
+DOMAINS = ['fog', 'night', 'rain', 'snow']
+
+
+@pytest.fixture
+def checkpoint(tmp_path) -> str:
+    path = str(tmp_path / 'tiny.pth')
+    torch.save({'state_dict': build_model(TINY_MODEL).state_dict()}, path)
+    return path
+
+
+def run_tool(tool, config, ckpt, work_dir, acdc_root, *options):
+    cmd = [
+        sys.executable, tool, config, ckpt, '--work-dir', work_dir,
+        '--cfg-options', f'test_dataloader.dataset.dataset_template.'
+        f'data_root={acdc_root}', 'test_dataloader.dataset.rounds=2',
+        'test_dataloader.num_workers=0', *options
+    ]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize('tool', ['ours', 'mmseg'])
+def test_adapting_run_with_either_test_tool(tool, tmp_path, acdc_root,
+                                            checkpoint):
+    script = 'tools/test_tta.py' if tool == 'ours' else MMSEG_TEST
+    work_dir = str(tmp_path / 'work')
+    result = run_tool(script, TENT, checkpoint, work_dir, acdc_root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(osp.join(work_dir, 'tta_results.json')) as f:
+        results = json.load(f)
+    assert results['method'] == 'Tent' and results['complete']
+    assert results['domains'] == DOMAINS and results['rounds'] == 2
+    order = [(s['round'], s['domain']) for s in results['segments']]
+    assert order == [(r, d) for r in range(2) for d in DOMAINS]
+    assert all(s['num_images'] == 2 for s in results['segments'])
+    assert results['adaptation']['updates'] == 16
+    assert results['adaptation']['resets'] == 0  # continual by default
+    assert results['cost']['trainable_params'] > 0
+    assert results['cost']['peak_memory_bytes'] > 0
+    assert 'Round' in result.stdout + result.stderr  # the table
+
+
+def test_episodic_option_resets_at_each_domain(tmp_path, acdc_root,
+                                               checkpoint):
+    work_dir = str(tmp_path / 'work')
+    result = run_tool('tools/test_tta.py', TENT, checkpoint, work_dir,
+                      acdc_root, 'custom_hooks.0.episodic=True')
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(osp.join(work_dir, 'tta_results.json')) as f:
+        assert json.load(f)['adaptation']['resets'] == 7
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path, acdc_root):
+    other = build_model(TINY_MODEL, **{'decode_head.channels': 32})
+    path = str(tmp_path / 'other.pth')
+    torch.save({'state_dict': other.state_dict()}, path)
+    result = run_tool('tools/test_tta.py', TENT, path, str(tmp_path / 'w'),
+                      acdc_root)
+    assert result.returncode != 0
+    assert 'does not fit the model' in result.stderr
+    assert 'shape mismatches' in result.stderr
+
+
+def test_missing_checkpoint_and_missing_hook_are_clear(tmp_path):
+    result = subprocess.run(
+        [sys.executable, 'tools/test_tta.py', TENT, 'nope.pth'],
+        cwd=REPO,
+        capture_output=True,
+        text=True)
+    assert "checkpoint 'nope.pth' does not exist" in result.stderr
+    config = tmp_path / 'no_hook.py'
+    config.write_text(f"_base_ = '{TENT}'\ncustom_hooks = []\n")
+    ckpt = tmp_path / 'x.pth'
+    ckpt.write_bytes(b'')
+    result = subprocess.run(
+        [sys.executable, 'tools/test_tta.py',
+         str(config),
+         str(ckpt)],
+        cwd=REPO,
+        capture_output=True,
+        text=True)
+    assert 'has no TestTimeAdaptationHook' in result.stderr
+    assert "'EcoTTA'" in result.stderr
+
+
+def test_metric_matches_hand_computed_confusion_matrix():
+    metric = ContinualIoUMetric()
+    metric.dataset_meta = dict(classes=('a', 'b', 'c'))
+    rng = np.random.default_rng(0)
+    samples, expected = [], {}
+    for round_idx in range(2):
+        for domain in ('fog', 'night'):
+            confusion = np.zeros((3, 3))
+            for _ in range(2):
+                label = rng.integers(0, 4, (6, 5))  # 3 = ignored below
+                label[label == 3] = 255
+                pred = rng.integers(0, 3, (6, 5))
+                valid = label != 255
+                np.add.at(confusion, (label[valid], pred[valid]), 1)
+                samples.append(
+                    dict(
+                        round=round_idx,
+                        domain=domain,
+                        pred_sem_seg=dict(data=torch.from_numpy(pred)[None]),
+                        gt_sem_seg=dict(data=torch.from_numpy(label)[None])))
+            tp = np.diag(confusion)
+            iou = tp / (confusion.sum(0) + confusion.sum(1) - tp)
+            expected[(round_idx, domain)] = np.nanmean(iou) * 100
+    metric.process({}, samples)
+    metrics = metric.compute_metrics(metric.results)
+    for (round_idx, domain), miou in expected.items():
+        key = f'round{round_idx + 1}/{domain}/mIoU'
+        assert metrics[key] == pytest.approx(miou)
+    assert metrics['mIoU'] == pytest.approx(np.mean(list(expected.values())))
+    table = format_round_table(metric.last_summary)
+    header = [c.strip() for c in table.splitlines()[0].split(' | ')]
+    assert header == ['Round', 'fog', 'night', 'Mean']
+
+
+def test_label_size_mismatch_names_the_image():
+    metric = ContinualIoUMetric()
+    metric.dataset_meta = dict(classes=('a', 'b'))
+    sample = dict(
+        img_path='x/y.png',
+        pred_sem_seg=dict(data=torch.zeros(1, 4, 4)),
+        gt_sem_seg=dict(data=torch.zeros(1, 5, 4)))
+    with pytest.raises(ValueError, match='x/y.png'):
+        metric.process({}, [sample])
