@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SRC := mmseg_ecotta tools tests configs
 
-.PHONY: demo test lint format
+.PHONY: demo test lint format checkpoints
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,3 +30,15 @@ lint: $(VENV)/.installed
 format: $(VENV)/.installed
 	$(PY) -m isort $(SRC)
 	$(PY) -m yapf --in-place --recursive $(SRC)
+
+## checkpoints: regenerate the shipped tiny source + warm-up checkpoints
+SOURCE_CFG := configs/source/deeplabv3plus_r18-tiny_synthetic-source.py
+WARMUP_CFG := configs/warmup/warmup_deeplabv3plus_r18-tiny_meta_synthetic.py
+checkpoints: $(VENV)/.installed
+	$(PY) tools/make_synthetic_stream.py --out data/synthetic
+	$(PY) tools/train.py $(SOURCE_CFG) --work-dir work_dirs/tiny_source
+	$(PY) tools/publish_checkpoint.py work_dirs/tiny_source/iter_3000.pth \
+		data/checkpoints/deeplabv3plus_r18-tiny_synthetic-source.pth
+	$(PY) tools/train.py $(WARMUP_CFG) --work-dir work_dirs/tiny_warmup
+	$(PY) tools/publish_checkpoint.py work_dirs/tiny_warmup/iter_500.pth \
+		data/checkpoints/deeplabv3plus_r18-tiny_meta_synthetic-warmup.pth

@@ -5,7 +5,6 @@ Shapes: logits are (N, C, H, W) class scores; entropy maps are (N, H, W).
 import math
 from typing import Sequence, Tuple
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

@@ -1,0 +1,7 @@
+# CoTTA, DeepLabV3+ R50-D8, Cityscapes -> ACDC (CoTTA protocol, 10 rounds).
+# 14 teacher views + anchor + student per image: expect ~16 forwards and
+# 3 copies of the network. A shorter stream:
+# --cfg-options test_dataloader.dataset.rounds=3
+# python tools/test_tta.py THIS_CONFIG CHECKPOINT
+_base_ = '../_base_/deeplabv3plus_r50-d8_cityscapes2acdc.py'
+custom_hooks = [dict(type='TestTimeAdaptationHook', method=dict(type='CoTTA'))]

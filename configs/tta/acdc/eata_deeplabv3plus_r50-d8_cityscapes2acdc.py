@@ -1,0 +1,14 @@
+# EATA, DeepLabV3+ R50-D8, Cityscapes -> ACDC (CoTTA protocol, 10 rounds).
+# The Fisher file comes from 500 clean Cityscapes val images:
+# python tools/compute_fisher.py THIS_CONFIG CHECKPOINT
+#     --out data/checkpoints/fisher_deeplabv3plus_r50-d8_cityscapes.pth
+# python tools/test_tta.py THIS_CONFIG CHECKPOINT
+_base_ = '../_base_/deeplabv3plus_r50-d8_cityscapes2acdc.py'
+custom_hooks = [
+    dict(
+        type='TestTimeAdaptationHook',
+        method=dict(
+            type='EATA',
+            fisher_file='data/checkpoints/'
+            'fisher_deeplabv3plus_r50-d8_cityscapes.pth'))
+]
