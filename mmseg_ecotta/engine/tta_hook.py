@@ -47,6 +47,11 @@ class TestTimeAdaptationHook(Hook):
         check_checkpoint (bool): Fail if ``load_from`` does not fit the
             model (shape mismatch, unexpected or missing original keys).
             Defaults to True.
+        reset_on_collapse (bool): When a finished domain's predictions have
+            collapsed (one class on >= 90% of the pixels, see
+            :mod:`mmseg_ecotta.evaluation.results`), reset the method to the
+            source state. Collapses are always reported in the results.
+            Defaults to False.
     """
 
     priority = 'VERY_HIGH'
@@ -55,7 +60,8 @@ class TestTimeAdaptationHook(Hook):
                  method: dict,
                  episodic: bool = False,
                  results_file: str = 'tta_results.json',
-                 check_checkpoint: bool = True) -> None:
+                 check_checkpoint: bool = True,
+                 reset_on_collapse: bool = False) -> None:
         if not isinstance(method, dict) or 'type' not in method:
             raise TypeError(
                 f'method={method!r} must be a config dict with a type, e.g. '
@@ -64,6 +70,7 @@ class TestTimeAdaptationHook(Hook):
         self.episodic = episodic
         self.results_file = results_file
         self.check_checkpoint = check_checkpoint
+        self.reset_on_collapse = reset_on_collapse
         self.method = None
         self._segment: Optional[tuple] = None
 
@@ -101,8 +108,8 @@ class TestTimeAdaptationHook(Hook):
         if segment == self._segment:
             return
         if self._segment is not None:
-            self._report_segment(runner)
-            if self.episodic:
+            collapsed = self._report_segment(runner)
+            if self.episodic or (collapsed and self.reset_on_collapse):
                 self.method.reset()
         self._segment = segment
 
@@ -115,10 +122,14 @@ class TestTimeAdaptationHook(Hook):
             summary, f'mIoU (%), {type(self.method).__name__}'))
 
     # --- results ------------------------------------------------------------
-    def _report_segment(self, runner) -> None:
-        """Log the finished domain and rewrite the results file."""
+    def _report_segment(self, runner) -> bool:
+        """Log the finished domain, rewrite the results file.
+
+        Returns:
+            bool: Whether the finished domain's predictions collapsed.
+        """
         if self.metric is None or not self.metric.results:
-            return
+            return False
         summary = self.metric.summary()
         last = summary['segments'][-1]
         runner.logger.info(
@@ -126,7 +137,15 @@ class TestTimeAdaptationHook(Hook):
             f"{last['mIoU']:.2f} over {last['num_images']} images "
             f'({self.method.seconds / max(self.method.images, 1):.3f} '
             's/image)')
+        if last['collapsed']:
+            runner.logger.warning(
+                f"predictions collapsed in round {last['round'] + 1} "
+                f"{last['domain']}: {last['dominant_fraction']:.0%} of the "
+                f"pixels are {last['dominant_class']}" +
+                ('; resetting to the source state' if self.
+                 reset_on_collapse else ''))
         self._write(runner, summary, complete=False)
+        return last['collapsed']
 
     def cost(self) -> dict:
         """Seconds per image, trainable parameters and peak memory."""

@@ -7,7 +7,10 @@ Schema of the summary (and of ``tta_results.json``; all IoUs in %)::
       "rounds": 3,                      # rounds with at least one image
       "segments": [                     # one per (round, domain), in order
         {"round": 0, "domain": "fog", "num_images": 40, "mIoU": 41.2,
-         "aAcc": 80.1, "per_class_iou": {"road": 90.3, ...}}, ...],
+         "aAcc": 80.1, "per_class_iou": {"road": 90.3, ...},
+         "dominant_class": "road",      # most predicted class
+         "dominant_fraction": 0.41,     # its share of predicted pixels
+         "collapsed": false}, ...],     # dominant_fraction >= threshold
       "table": {"round 1": {"fog": 41.2, ..., "mean": 38.0}, ...},
       "mean_mIoU": 37.5,                # over all segments
       "per_class_iou": {"road": 88.0, ...}  # over all segments
@@ -39,7 +42,14 @@ def _nanmean(values) -> float:
     return float(np.nanmean(values))
 
 
-def summarize_stream(segments: Dict, class_names: Sequence[str]) -> dict:
+# A segment whose predictions are this much one class has collapsed (the
+# synthetic and Cityscapes-like scenes have no class above about 40%).
+COLLAPSE_FRACTION = 0.9
+
+
+def summarize_stream(segments: Dict,
+                     class_names: Sequence[str],
+                     collapse_fraction: float = COLLAPSE_FRACTION) -> dict:
     """Summarise per-(round, domain) areas into the documented schema.
 
     Args:
@@ -47,6 +57,8 @@ def summarize_stream(segments: Dict, class_names: Sequence[str]) -> dict:
             in stream order, areas being intersection, union, prediction
             and label pixel counts per class.
         class_names (Sequence[str]): Class names, length C.
+        collapse_fraction (float): Share of predicted pixels in one class
+            from which a segment counts as collapsed.
 
     Returns:
         dict: The summary (see the module docstring).
@@ -58,6 +70,9 @@ def summarize_stream(segments: Dict, class_names: Sequence[str]) -> dict:
         total += areas
         if domain not in domains:
             domains.append(domain)
+        predicted = areas[2]
+        dominant = int(np.argmax(predicted))
+        share = float(predicted[dominant] / max(predicted.sum(), 1))
         out.append(
             dict(
                 round=round_idx,
@@ -68,7 +83,10 @@ def summarize_stream(segments: Dict, class_names: Sequence[str]) -> dict:
                 per_class_iou={
                     c: (None if np.isnan(v) else float(v))
                     for c, v in zip(class_names, iou)
-                }))
+                },
+                dominant_class=class_names[dominant],
+                dominant_fraction=share,
+                collapsed=share >= collapse_fraction))
         row = table.setdefault(f'round {round_idx + 1}', {})
         row[domain] = out[-1]['mIoU']
     for row in table.values():
@@ -79,6 +97,7 @@ def summarize_stream(segments: Dict, class_names: Sequence[str]) -> dict:
     return dict(
         domains=domains,
         rounds=len(table),
+        collapsed_segments=sum(seg['collapsed'] for seg in out),
         segments=out,
         table=table,
         mean_mIoU=_nanmean([seg['mIoU'] for seg in out]),

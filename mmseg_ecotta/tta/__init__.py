@@ -4,6 +4,8 @@ from mmengine.registry import build_from_cfg
 from ..registry import TTA_METHODS
 from .base import TTAMethod
 from .bn_adapt import BNAdapt
+from .cotta import CoTTA
+from .eata import EATA
 from .ecotta import EcoTTA
 from .source import Source
 from .tent import Tent
@@ -23,5 +25,6 @@ def build_tta_method(cfg: dict, model) -> TTAMethod:
 
 
 __all__ = [
-    'TTAMethod', 'Source', 'BNAdapt', 'Tent', 'EcoTTA', 'build_tta_method'
+    'TTAMethod', 'Source', 'BNAdapt', 'Tent', 'EATA', 'CoTTA', 'EcoTTA',
+    'build_tta_method'
 ]

@@ -143,3 +143,25 @@ def test_label_size_mismatch_names_the_image():
         gt_sem_seg=dict(data=torch.zeros(1, 5, 4)))
     with pytest.raises(ValueError, match='x/y.png'):
         metric.process({}, [sample])
+
+
+def test_collapsed_predictions_are_reported():
+    metric = ContinualIoUMetric()
+    metric.dataset_meta = dict(classes=('a', 'b', 'c'))
+    label = torch.randint(0, 3, (1, 10, 10))
+    healthy = torch.randint(0, 3, (1, 10, 10))
+    collapsed = torch.zeros(1, 10, 10, dtype=torch.long)
+    metric.process({}, [
+        dict(
+            domain='fog',
+            pred_sem_seg=dict(data=healthy),
+            gt_sem_seg=dict(data=label)),
+        dict(
+            domain='night',
+            pred_sem_seg=dict(data=collapsed),
+            gt_sem_seg=dict(data=label))
+    ])
+    summary = metric.summary()
+    assert [s['collapsed'] for s in summary['segments']] == [False, True]
+    assert summary['segments'][1]['dominant_class'] == 'a'
+    assert summary['collapsed_segments'] == 1

@@ -1,0 +1,237 @@
+"""EATA's anti-forgetting regulariser: the diagonal Fisher information.
+
+Niu et al., Efficient Test-Time Model Adaptation without Forgetting,
+ICML 2022 (https://arxiv.org/abs/2204.02610), Eq. 9; recipe after
+mr-eggplant/EATA: on clean source images, the pseudo-label is the
+argmax of the adapted model's own prediction, the loss is cross-entropy,
+and the Fisher is the squared gradient of the adapted parameters averaged
+over images.
+
+A Fisher file is written by ``tools/compute_fisher.py`` with
+:func:`save_fisher` and read by :class:`~mmseg_ecotta.tta.eata.EATA`
+with :func:`load_fisher`::
+
+    {'fisher': {name: Tensor}, 'params': {name: Tensor},
+     'num_images': int, 'config': str, 'checkpoint': str}
+"""
+import copy
+import os.path as osp
+from typing import Any, Dict, Iterable, Iterator, Optional
+
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from mmseg.registry import DATASETS, MODELS
+from torch import Tensor
+
+from .base import NamedParams, TTAMethod
+
+FISHER_TOOL = 'tools/compute_fisher.py CONFIG CHECKPOINT --out FILE'
+
+
+def compute_fisher(method: TTAMethod,
+                   data_batches: Iterable[dict],
+                   num_images: int = 500) -> Dict[str, object]:
+    """Diagonal Fisher of ``method``'s adapted parameters on source data.
+
+    The model is used exactly as the method configured it (e.g. EATA's
+    batch-statistics BN), so the Fisher belongs to the parameters and the
+    normalisation that adapt. Nothing is updated: gradients are taken with
+    :func:`torch.autograd.grad`, never stored on the parameters.
+
+    Args:
+        method (TTAMethod): A built method whose ``named_params`` are the
+            parameters to regularise.
+        data_batches (Iterable[dict]): Batches as mmengine's dataloader
+            delivers them (``inputs``, ``data_samples``).
+        num_images (int): Stop after this many images, or when the data
+            ends. Defaults to 500 (all of Cityscapes val).
+
+    Returns:
+        dict: ``fisher`` and ``params`` (name -> CPU tensor) and
+        ``num_images`` actually used.
+    """
+    if not method.named_params:
+        raise ValueError(f'{type(method).__name__} adapts no parameters: '
+                         'there is no Fisher to compute')
+    names = [n for n, _ in method.named_params]
+    params = [p for _, p in method.named_params]
+    fisher = [torch.zeros_like(p) for p in params]
+    seen = 0
+    for batch in data_batches:
+        if seen >= num_images:
+            break
+        inputs = method.model.data_preprocessor(batch, False)['inputs']
+        with torch.enable_grad():
+            logits = method.decode(inputs)  # (N, C, h, w)
+            # Fisher of the model's own predictive distribution: the
+            # pseudo-label is its argmax, no ground truth is read.
+            loss = F.cross_entropy(logits, logits.detach().argmax(1))
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+        for acc, grad in zip(fisher, grads):
+            if grad is not None:
+                acc += grad.detach()**2
+        seen += inputs.shape[0]
+    if seen == 0:
+        raise ValueError('no source images were read: check the dataset '
+                         'root and split')
+    return dict(
+        fisher={
+            n: (f / seen).cpu()
+            for n, f in zip(names, fisher)
+        },
+        params={
+            n: p.detach().cpu().clone()
+            for n, p in zip(names, params)
+        },
+        num_images=seen)
+
+
+def fisher_from_config(cfg: Config,
+                       checkpoint: str,
+                       data_root: str = 'data/cityscapes/',
+                       split: str = 'val',
+                       num_images: int = 500) -> Dict[str, object]:
+    """Build a TTA config's method and compute its Fisher on Cityscapes.
+
+    The config's ``TestTimeAdaptationHook`` method decides the parameters
+    and the BN behaviour, so the file fits the method it regularises. The
+    images come from a Cityscapes-layout folder
+    (``leftImg8bit/<split>/<city>/*_leftImg8bit.png``) through the config's
+    ``test_pipeline`` without its annotation loading: no label is read.
+
+    Args:
+        cfg (Config): A TTA config (e.g. EATA's).
+        checkpoint (str): Source weights.
+        data_root (str): Cityscapes-layout root. Defaults to
+            ``'data/cityscapes/'``.
+        split (str): Folder under ``leftImg8bit``. Defaults to ``'val'``
+            (clean held-out source images, as EATA's ImageNet val).
+        num_images (int): Images to use, or all that exist. Defaults to 500.
+
+    Returns:
+        dict: As :func:`compute_fisher`.
+    """
+    from . import build_tta_method  # not at import: tta/__init__ needs us
+    hooks = [
+        h for h in cfg.get('custom_hooks', [])
+        if h.get('type') == 'TestTimeAdaptationHook'
+    ]
+    if not hooks:
+        raise ValueError('the config has no TestTimeAdaptationHook in '
+                         'custom_hooks: pass the TTA config of the method '
+                         'to regularise, e.g. configs/tta/acdc/eata_*.py')
+    method_cfg = copy.deepcopy(hooks[0]['method'])
+    if method_cfg['type'] == 'EATA':
+        method_cfg['fisher_file'] = None  # the file is being made
+    image_dir = osp.join(data_root, 'leftImg8bit', split)
+    if not osp.isdir(image_dir):
+        raise FileNotFoundError(
+            f'no Cityscapes images in {image_dir!r}; pass --data-root (a '
+            'folder with leftImg8bit/<split>/<city>/*_leftImg8bit.png)')
+    init_default_scope('mmseg')
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    model.eval()
+    method = build_tta_method(method_cfg, model)
+    pipeline = [
+        t for t in
+        cfg.get('test_pipeline',
+                [dict(type='LoadImageFromFile'),
+                 dict(type='PackSegInputs')]) if t['type'] != 'LoadAnnotations'
+    ]
+    dataset = DATASETS.build(
+        dict(
+            type='CityscapesDataset',
+            data_root=data_root,
+            data_prefix=dict(
+                img_path=f'leftImg8bit/{split}',
+                seg_map_path=f'gtFine/{split}'),
+            pipeline=pipeline))
+    return compute_fisher(method, _batches(dataset), num_images)
+
+
+def _batches(dataset) -> Iterator[dict]:
+    """Batch-size-1 batches as mmengine's dataloader collates them."""
+    for i in range(len(dataset)):
+        yield pseudo_collate([dataset[i]])
+
+
+def save_fisher(result: Dict[str, object],
+                path: str,
+                config: str = '',
+                checkpoint: str = '') -> None:
+    """Write :func:`compute_fisher`'s result plus its provenance."""
+    torch.save(dict(result, config=config, checkpoint=checkpoint), path)
+
+
+def load_fisher(path: Optional[str],
+                named_params: NamedParams) -> Optional[Dict[str, Any]]:
+    """Read a Fisher file and check it fits the adapted parameters.
+
+    Args:
+        path (str, optional): File written by ``tools/compute_fisher.py``;
+            None means no regulariser.
+        named_params (NamedParams): The method's adapted parameters.
+
+    Returns:
+        dict | None: The file's content; its ``fisher`` tensors are moved
+        to each parameter's device.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: The file's parameter names or shapes differ from
+            ``named_params``.
+    """
+    if path is None:
+        return None
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'Fisher file {path!r} does not exist; create it with '
+            f'python {FISHER_TOOL} (with --out {path}), or set '
+            'fisher_file=None for EATA without the regulariser (ETA)')
+    data = torch.load(path, map_location='cpu', weights_only=True)
+    fisher = data.get('fisher') if isinstance(data, dict) else None
+    if not isinstance(fisher, dict):
+        raise ValueError(f'{path!r} is not a Fisher file (no "fisher" '
+                         f'dict); recreate it with python {FISHER_TOOL}')
+    own = dict(named_params)
+    missing = sorted(set(own) - set(fisher))
+    unexpected = sorted(set(fisher) - set(own))
+    shapes = [
+        f'{n}: file {tuple(fisher[n].shape)} vs model {tuple(own[n].shape)}'
+        for n in sorted(set(own) & set(fisher))
+        if fisher[n].shape != own[n].shape
+    ]
+    if missing or unexpected or shapes:
+        raise ValueError(
+            f'Fisher file {path!r} does not fit the adapted parameters: '
+            f'{len(missing)} missing {missing[:3]}, {len(unexpected)} '
+            f'unexpected {unexpected[:3]}, {len(shapes)} shape mismatches '
+            f'{shapes[:3]}; recompute it for this config and checkpoint '
+            f'with python {FISHER_TOOL}')
+    data['fisher'] = {
+        n: fisher[n].to(p.device, p.dtype)
+        for n, p in own.items()
+    }
+    return data
+
+
+def fisher_penalty(fisher: Dict[str, Tensor], named_params: NamedParams,
+                   anchors: Dict[str, Tensor]) -> Tensor:
+    """``sum_i F_i (theta_i - theta0_i)^2`` over the adapted parameters.
+
+    Args:
+        fisher (dict[str, Tensor]): Diagonal Fisher per parameter.
+        named_params (NamedParams): Current parameters ``theta``.
+        anchors (dict[str, Tensor]): ``theta0``, the parameters before
+            adaptation.
+
+    Returns:
+        Tensor: Scalar penalty (without EATA's weight beta).
+    """
+    return sum(
+        (fisher[n] * (p - anchors[n])**2).sum() for n, p in named_params)
