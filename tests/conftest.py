@@ -108,3 +108,11 @@ def acdc_root(tmp_path) -> str:
         str(tmp_path / 'acdc'),
         {c: 2
          for c in ('fog', 'night', 'rain', 'snow')})
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path) -> str:
+    """A checkpoint of the tiny DeepLabV3+ with random weights."""
+    path = str(tmp_path / 'tiny_random.pth')
+    torch.save({'state_dict': build_model(TINY_MODEL).state_dict()}, path)
+    return path

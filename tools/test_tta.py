@@ -6,7 +6,11 @@ results (mIoU per domain and round, per-class IoU, cost) are printed and
 written to ``WORK_DIR/tta_results.json`` after every domain.
 
     python tools/test_tta.py CONFIG CHECKPOINT [--work-dir DIR]
-        [--cfg-options k=v ...] [--show-dir DIR] [--launcher pytorch]
+        [--cfg-options k=v ...] [--show-dir DIR] [--export-adapted]
+        [--resume] [--launcher pytorch]
+
+On a terminal a progress bar shows the ETA and the running mIoU of the
+current domain.
 """
 import argparse
 import os
@@ -36,7 +40,26 @@ def parse_args() -> argparse.Namespace:
         '--show-interval',
         type=int,
         default=20,
-        help='draw one frame every N images (with --show-dir)')
+        help='spacing in images of the drawn frames within each domain')
+    parser.add_argument(
+        '--show-frames',
+        type=int,
+        default=2,
+        help='frames drawn per domain and round (with --show-dir)')
+    parser.add_argument(
+        '--export-adapted',
+        nargs='?',
+        const='final',
+        choices=['final', 'every-domain'],
+        help='save the adapted model as an mmseg checkpoint in the work '
+        'dir: adapted_final.pth, and with every-domain also '
+        'adapted_round{R}_{domain}.pth')
+    parser.add_argument(
+        '--resume',
+        action='store_true',
+        help='continue an interrupted stream from WORK_DIR/tta_state.pth '
+        '(written every custom_hooks.0.checkpoint_interval steps and at '
+        'every domain boundary); pass the same --work-dir')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -66,12 +89,25 @@ def main() -> None:
             f'{args.config} has no {HOOK} in custom_hooks; add e.g. '
             f"custom_hooks = [dict(type='{HOOK}', method=dict(type='Tent'))]"
             f' (methods: {sorted(TTA_METHODS.module_dict)})')
+    if args.resume:
+        hooks[0]['resume'] = True
     cfg.load_from = args.checkpoint
     cfg.launcher = args.launcher
     if args.show_dir:
-        vis = cfg.default_hooks.visualization
-        vis.update(draw=True, interval=args.show_interval)
-        vis['show_dir'] = args.show_dir
+        # Replaces mmseg's SegVisualizationHook: file names carry the
+        # round and domain, and each domain gets the same sample of frames.
+        cfg.default_hooks.visualization = dict(
+            type='StreamVisualizationHook',
+            out_dir=osp.abspath(args.show_dir),
+            frames_per_domain=args.show_frames,
+            interval=args.show_interval)
+    if args.export_adapted:
+        cfg.custom_hooks.append(
+            dict(
+                type='AdaptedModelExportHook',
+                every_domain=args.export_adapted == 'every-domain'))
+    if sys.stdout.isatty():  # a progress bar; CI logs stay plain
+        cfg.custom_hooks.append(dict(type='StreamProgressHook'))
     Runner.from_cfg(cfg).test()
 
 

@@ -1,0 +1,107 @@
+"""Save the adapted model as an ordinary mmseg checkpoint."""
+import os.path as osp
+from collections import OrderedDict
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS
+
+from .tta_hook import TestTimeAdaptationHook
+
+
+def adapted_network(method) -> nn.Module:
+    """The network whose predictions a TTA method reports.
+
+    That is the adapted model itself, except for mean-teacher methods
+    (CoTTA), which predict with their EMA ``teacher``: the teacher is what
+    one would deploy. Both share the model's architecture and keys.
+    """
+    teacher = getattr(method, 'teacher', None)
+    return method.model if teacher is None else teacher
+
+
+@HOOKS.register_module()
+class AdaptedModelExportHook(Hook):
+    """Export the adapted weights at the end of the stream.
+
+    The file is ``{'state_dict': ..., 'meta': {...}}`` like any mmseg
+    checkpoint: ``TTABatchNorm2d`` and the lean-backward layers are class
+    swaps that keep the parameter and buffer names, so the state dict loads
+    into a fresh model of the same config with ``strict=True``, and mmseg's
+    ``tools/test.py`` evaluates it (without adapting further).
+    ``meta`` holds ``dataset_meta``, the method, and where in the stream the
+    weights were taken.
+
+    Args:
+        filename (str): File in the work dir written at the end of the
+            stream. Defaults to ``'adapted_final.pth'``.
+        every_domain (bool): Also write
+            ``adapted_round{R}_{domain}.pth`` at the end of each (round,
+            domain), before an episodic reset. Defaults to False.
+    """
+
+    # Before the TTA hook's ``before_test_iter`` (VERY_HIGH), which resets
+    # an episodic method at the boundary this hook exports at.
+    priority = 'HIGHEST'
+
+    def __init__(self,
+                 filename: str = 'adapted_final.pth',
+                 every_domain: bool = False) -> None:
+        self.filename = filename
+        self.every_domain = every_domain
+        self._segment: Optional[tuple] = None
+
+    def before_test_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch: dict = None) -> None:
+        info = data_batch['data_samples'][0].metainfo
+        segment = (info.get('round', 0), info.get('domain', 'all'))
+        if segment != self._segment and self._segment is not None:
+            if self.every_domain:
+                self._export(runner, self._segment_file(self._segment))
+        self._segment = segment
+
+    def after_test_epoch(self, runner, metrics: dict = None) -> None:
+        if self._segment is None:
+            return
+        if self.every_domain:
+            self._export(runner, self._segment_file(self._segment))
+        self._export(runner, self.filename)
+
+    @staticmethod
+    def _segment_file(segment: tuple) -> str:
+        return f'adapted_round{segment[0] + 1}_{segment[1]}.pth'
+
+    def _export(self, runner, filename: str) -> None:
+        tta = next(
+            (h for h in runner.hooks if isinstance(h, TestTimeAdaptationHook)),
+            None)
+        if tta is None or tta.method is None:
+            raise ValueError(
+                'AdaptedModelExportHook needs a TestTimeAdaptationHook in '
+                "custom_hooks, e.g. dict(type='TestTimeAdaptationHook', "
+                "method=dict(type='Tent'))")
+        model = adapted_network(tta.method)
+        if is_model_wrapper(model):
+            model = model.module
+        state_dict = OrderedDict(
+            (k, v.detach().cpu()) for k, v in model.state_dict().items())
+        round_idx, domain = self._segment
+        meta = dict(
+            dataset_meta=getattr(runner.model, 'dataset_meta', None)
+            or runner.test_dataloader.dataset.metainfo,
+            adapted=dict(
+                method=type(tta.method).__name__,
+                round=round_idx,
+                domain=domain,
+                images=tta.method.images,
+                config=osp.basename(runner.cfg.filename or ''),
+                source_checkpoint=runner._load_from))
+        path = osp.join(runner.work_dir, filename)
+        torch.save(dict(state_dict=state_dict, meta=meta), path)
+        runner.logger.info(f'adapted model (after round {round_idx + 1} '
+                           f'{domain}) saved to {path}')

@@ -1,0 +1,78 @@
+"""Compare TTA methods over the same stream: tables, CSV, JSON and plots.
+
+Runs every config through ``tools/test_tta.py`` (one process each, one after
+the other; ``--gpus N`` runs up to N at once, one per device) and writes
+``WORK_DIR/comparison.{md,csv,json}``, ``comparison_miou.png`` (mIoU per
+domain over the stream) and ``comparison_memory.png`` (memory vs. mIoU).
+
+    python tools/compare.py CONFIG [CONFIG ...] --checkpoint CKPT [CKPT ...]
+        --work-dir DIR [--rounds N] [--cfg-options k=v ...] [--gpus N]
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import mmseg_ecotta  # noqa: F401  (shims + registration first)
+from mmseg_ecotta.apis import MethodRun, run_methods
+from mmseg_ecotta.evaluation.comparison import write_comparison_files
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('configs', nargs='+', help='TTA config files')
+    parser.add_argument(
+        '--checkpoint',
+        nargs='+',
+        required=True,
+        help='one checkpoint for all configs, or one per config')
+    parser.add_argument(
+        '--work-dir',
+        required=True,
+        help='comparison files here, each run in WORK_DIR/<config name>')
+    parser.add_argument(
+        '--rounds', type=int, help='rounds of the stream (config default)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        help='key=value overrides passed to every run')
+    parser.add_argument(
+        '--gpus',
+        type=int,
+        default=0,
+        help='run up to N methods at once, one per GPU (default: in turn)')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    checkpoints = args.checkpoint
+    if len(checkpoints) == 1:
+        checkpoints = checkpoints * len(args.configs)
+    if len(checkpoints) != len(args.configs):
+        raise ValueError(
+            f'{len(checkpoints)} checkpoints for {len(args.configs)} '
+            'configs: give one checkpoint for all or one per config')
+    runs = [
+        MethodRun(osp.splitext(osp.basename(cfg))[0], cfg, ckpt)
+        for cfg, ckpt in zip(args.configs, checkpoints)
+    ]
+    try:
+        results = run_methods(
+            runs,
+            args.work_dir,
+            cfg_options=args.cfg_options,
+            rounds=args.rounds,
+            gpus=args.gpus,
+            echo=print)
+    except RuntimeError as e:
+        sys.exit(str(e))
+    print()
+    print(write_comparison_files(results, args.work_dir))
+    print(f'written to {args.work_dir}/comparison.{{md,csv,json}}, '
+          'comparison_miou.png, comparison_memory.png')
+
+
+if __name__ == '__main__':
+    main()
