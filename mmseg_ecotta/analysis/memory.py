@@ -1,0 +1,667 @@
+"""What one adaptation step costs in memory and time, per method.
+
+EcoTTA (Song et al., CVPR 2023, https://arxiv.org/abs/2303.01904) is about
+memory, so each method is measured side by side in one run, on the same
+input shape and batch, with random weights (memory does not depend on the
+values, so no checkpoint is needed):
+
+* **parameter bytes**, trainable and frozen, as stored (float32);
+* **optimizer state bytes** after one step (Adam keeps two tensors per
+  trainable parameter, SGD with momentum one);
+* **extra copies**: parameters and buffers of other networks the method
+  holds (CoTTA's EMA teacher and anchor);
+* **saved for backward**: activation bytes autograd keeps for the
+  backward pass of one adaptation step, seen through
+  ``torch.autograd.graph.saved_tensors_hooks`` and de-duplicated by storage
+  (:mod:`mmseg_ecotta.models.memory_probe`); parameters and buffers saved by
+  ops are excluded, they are resident anyway;
+* **CUDA peak** (on ``cuda`` only): ``torch.cuda.max_memory_allocated``
+  during one timed step, and during one inference forward under
+  ``no_grad`` before any step (the floor: weights plus the largest
+  transient of a forward). Both are measured above what was allocated
+  before the model was built, so they include the model's weights, the
+  method's reset snapshot and extra copies, gradients and optimizer state;
+* **seconds per step**: median of ``steps`` steps after one warm-up step;
+* **analytic count** in the style of the EcoTTA paper's memory figures
+  (Fig. 1 and the memory columns of its tables), an *approximation*
+  computed from the layers a forward pass runs:
+
+  - frozen parameters at 8 bits per element (the paper assumes a
+    quantised, deployable original network); parameters of extra copies
+    held by the method count as frozen; trainable parameters at 32 bits;
+  - per leaf module whose output is on the gradient path (requires grad):
+    a *trainable* layer (one with a parameter that requires grad) keeps
+    its input at 32 bits per element, for its weight gradient; a ReLU
+    keeps its output's sign at 1 bit per element; every other *frozen*
+    layer (convolution, BN in any normalisation mode, pooling) keeps
+    nothing: its input is not counted;
+  - layers off the gradient path (before the first trainable parameter,
+    or run under ``no_grad`` like CoTTA's teacher) keep nothing;
+  - a tensor read by several trainable layers counts once;
+  - not counted: buffers (BN statistics), gradients, optimizer state, the
+    loss' own intermediate tensors (softmax, entropy, L1 difference),
+    functional ops outside ``nn.Module`` leaves, and the transient peak of
+    the forward pass.
+
+  The count is method-agnostic and identical for stock and lean autograd
+  of one method: it is what an ideal backward would keep. It does not
+  charge option (b) of the frozen BNs (test-batch statistics with the
+  exact gradient), which must keep each frozen BN's input in reality (the
+  paper's count does not charge it either, FIELD-NOTES section 1).
+
+The variants of the default table: EcoTTA with each frozen-BN option
+(``'source'`` (a), ``'batch'`` (b), ``'batch_const'`` (c)), each with the
+lean frozen backward (:mod:`mmseg_ecotta.models.lean_backward`) and with
+stock autograd; TENT with stock autograd and with the lean frozen path;
+every other method named by a config as configured; and every registered
+method no config names (CoTTA, EATA), built on a plain (non-meta) model.
+"""
+import copy
+import fnmatch
+import gc
+import math
+import os.path as osp
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+from torch import Tensor
+
+from ..models.norm import NORM_MODES
+from ..registry import TTA_METHODS
+from ..tta import TTAMethod, build_tta_method
+
+__all__ = [
+    'MemoryVariant', 'MemoryRow', 'AnalyticCounter', 'BarCheck',
+    'method_config_of', 'default_variants', 'measure_variant',
+    'run_memory_report', 'format_markdown', 'check_bars', 'rows_to_json'
+]
+
+HOOK_TYPE = 'TestTimeAdaptationHook'
+MIB = 2.0**20
+
+# Analytic storage widths in bits (EcoTTA paper's memory figures).
+FROZEN_WEIGHT_BITS = 8
+TRAINABLE_WEIGHT_BITS = 32
+TRAINABLE_INPUT_BITS = 32
+RELU_BITS = 1
+
+# Frozen-BN options of FIELD-NOTES section 1, by their letter there.
+NORM_LETTERS = dict(zip(NORM_MODES, 'abc'))
+
+# Methods that expand into a stock and a lean-backward row.
+LEAN_COMPARED = ('EcoTTA', 'Tent')
+
+
+@dataclass
+class MemoryVariant:
+    """One row of the report: a config and the method config to build.
+
+    Attributes:
+        name (str): Row label, e.g. ``'ecotta-source-lean'``.
+        config (str): Config file whose ``model`` is built.
+        method (dict): TTA method config (``type`` and keywords).
+    """
+    name: str
+    config: str
+    method: Dict[str, Any]
+
+
+@dataclass
+class MemoryRow:
+    """What one variant's adaptation step costs; bytes unless noted.
+
+    Attributes:
+        variant (str): Row label.
+        method (str): Registered method name.
+        config (str): Config file.
+        trainable_param_bytes (int): Parameters the optimizer updates.
+        frozen_param_bytes (int): All other parameters of the model.
+        optimizer_state_bytes (int): Optimizer state after one step.
+        extra_copy_bytes (int): Parameters and buffers of other networks
+            the method holds (e.g. CoTTA's teacher and anchor).
+        saved_activation_bytes (int, optional): Activations saved for
+            backward in one step; None for methods without a backward.
+        analytic_activation_bytes (int): Paper-style activation count.
+        analytic_total_bytes (int): Paper-style weights plus activations.
+        cuda_step_peak_bytes (int, optional): CUDA peak of one step.
+        cuda_inference_peak_bytes (int, optional): CUDA peak of one
+            ``no_grad`` forward (the floor).
+        seconds_per_step (float): Median over the timed steps (the warm-up
+            step's time when ``timed_steps`` is 0).
+        timed_steps (int): Steps timed after the warm-up step.
+        updates (int): Optimizer steps taken (a non-finite loss skips one).
+        saved_groups (list[dict]): Largest saved-tensor groups of the step.
+    """
+    variant: str
+    method: str
+    config: str
+    trainable_param_bytes: int
+    frozen_param_bytes: int
+    optimizer_state_bytes: int
+    extra_copy_bytes: int
+    saved_activation_bytes: Optional[int]
+    analytic_activation_bytes: int
+    analytic_total_bytes: int
+    cuda_step_peak_bytes: Optional[int]
+    cuda_inference_peak_bytes: Optional[int]
+    seconds_per_step: float
+    timed_steps: int
+    updates: int
+    saved_groups: List[Dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class BarCheck:
+    """One acceptance ratio of issue 6 and whether it holds.
+
+    Attributes:
+        name (str): What is compared, e.g. ``'ecotta-source-lean /
+            tent-stock (saved bytes)'``.
+        ratio (float): The measured ratio.
+        bar (float): The largest ratio allowed.
+    """
+    name: str
+    ratio: float
+    bar: float
+
+    @property
+    def passed(self) -> bool:
+        """Whether ``ratio <= bar``."""
+        return self.ratio <= self.bar
+
+
+def _storage_key(t: Tensor) -> Tuple[str, int]:
+    return str(t.device), t.untyped_storage().data_ptr()
+
+
+class AnalyticCounter:
+    """Count activations the paper's way over the forward passes it sees.
+
+    A context manager that puts forward hooks on every leaf module of
+    ``model`` (see the module docstring for the rules).
+
+    Args:
+        model (nn.Module): The network whose layers are counted.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.activation_bytes = 0
+        self._seen: Set[Tuple[str, int]] = set()
+        self._handles: List[Any] = []
+
+    def _hook(self, module: nn.Module, inputs: Tuple[Any, ...],
+              output: Any) -> None:
+        if not (isinstance(output, Tensor) and output.requires_grad):
+            return  # off the gradient path: nothing to keep
+        trainable = any(
+            p.requires_grad for p in module.parameters(recurse=False))
+        if trainable:
+            if not inputs or not isinstance(inputs[0], Tensor):
+                return
+            key = _storage_key(inputs[0])
+            if key not in self._seen:
+                self._seen.add(key)
+                self.activation_bytes += (
+                    inputs[0].numel() * TRAINABLE_INPUT_BITS // 8)
+        elif isinstance(module, nn.ReLU):
+            self.activation_bytes += math.ceil(output.numel() * RELU_BITS / 8)
+
+    def __enter__(self) -> 'AnalyticCounter':
+        for m in self.model.modules():
+            if next(m.children(), None) is None:
+                self._handles.append(m.register_forward_hook(self._hook))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+def method_config_of(cfg: Config, path: str = '<config>') -> Dict[str, Any]:
+    """The method config of a config's ``TestTimeAdaptationHook``.
+
+    Args:
+        cfg (Config): A TTA config.
+        path (str): Its file, for the error message.
+
+    Returns:
+        dict: A copy of ``method`` of the hook.
+
+    Raises:
+        ValueError: If no ``TestTimeAdaptationHook`` is in ``custom_hooks``.
+    """
+    for hook in cfg.get('custom_hooks', None) or []:
+        if hook.get('type') == HOOK_TYPE:
+            return copy.deepcopy(dict(hook['method']))
+    raise ValueError(
+        f'{path} has no {HOOK_TYPE} in custom_hooks: give a TTA config, e.g. '
+        'configs/tta/acdc/tent_deeplabv3plus_r50-d8_cityscapes2acdc.py')
+
+
+def _is_meta_model(cfg: Config) -> bool:
+    return cfg.model.get('type') == 'MetaEncoderDecoder'
+
+
+def _expand(method: Dict[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:
+    """Row names and method configs for one config's method."""
+    name = method['type']
+    slug = name.lower()
+    if name not in LEAN_COMPARED or 'lean_backward' in method:
+        return [(slug, method)]
+    if name == 'EcoTTA' and 'frozen_norm_mode' not in method:
+        modes: Sequence[Optional[str]] = NORM_MODES
+    else:
+        modes = [method.get('frozen_norm_mode')]
+    rows = []
+    for mode in modes:
+        for lean in (True, False):
+            cfg = dict(method, lean_backward=lean)
+            label = slug
+            if mode is not None:
+                cfg['frozen_norm_mode'] = mode
+                label += f'-{mode}'
+            rows.append((f'{label}-{"lean" if lean else "stock"}', cfg))
+    return rows
+
+
+def default_variants(
+        configs: Sequence[str],
+        patterns: Optional[Sequence[str]] = None) -> List[MemoryVariant]:
+    """The rows of the report for ``configs``.
+
+    Each config's method expands as described in the module docstring;
+    registered methods that no config names are added on the first config
+    with a plain (non-meta) model.
+
+    Args:
+        configs (Sequence[str]): TTA config files.
+        patterns (Sequence[str], optional): Keep only rows whose name
+            matches one of these ``fnmatch`` patterns, e.g.
+            ``['ecotta-*', 'tent-stock']``. Defaults to None (all rows).
+
+    Returns:
+        list[MemoryVariant]: The rows, in config order.
+
+    Raises:
+        ValueError: If a pattern matches no row.
+    """
+    variants: List[MemoryVariant] = []
+    covered: Set[str] = set()
+    plain_config: Optional[str] = None
+    for path in configs:
+        cfg = Config.fromfile(path)
+        method = method_config_of(cfg, path)
+        covered.add(method['type'])
+        if plain_config is None and not _is_meta_model(cfg):
+            plain_config = path
+        for name, method_cfg in _expand(method):
+            variants.append(MemoryVariant(name, path, method_cfg))
+    if plain_config is not None:
+        for name in sorted(set(TTA_METHODS.module_dict) - covered):
+            if name == 'EcoTTA':
+                continue  # needs a meta model: give an EcoTTA config
+            for row, method_cfg in _expand(dict(type=name)):
+                variants.append(MemoryVariant(row, plain_config, method_cfg))
+    # Two configs of one method: keep the names unique.
+    seen: Dict[str, int] = {}
+    for v in variants:
+        seen[v.name] = seen.get(v.name, 0) + 1
+        if seen[v.name] > 1:
+            v.name = f'{v.name}-{seen[v.name]}'
+    if not patterns:
+        return variants
+    for pattern in patterns:
+        if not any(fnmatch.fnmatch(v.name, pattern) for v in variants):
+            raise ValueError(
+                f'--variants pattern {pattern!r} matches no row; rows: '
+                f'{[v.name for v in variants]}')
+    return [
+        v for v in variants if any(
+            fnmatch.fnmatch(v.name, p) for p in patterns)
+    ]
+
+
+def _build_model(config: str) -> nn.Module:
+    """The config's model with random weights, in eval mode.
+
+    ``init_weights`` is skipped on purpose: memory and time do not depend
+    on the values, and PyTorch's default initialisation is random enough
+    to keep every activation finite.
+    """
+    init_default_scope('mmseg')
+    model = MODELS.build(Config.fromfile(config).model)
+    # As mmengine's TestLoop leaves it (dropout off).
+    return model.eval()
+
+
+def _tensor_bytes(tensors: Sequence[Tensor],
+                  exclude: Optional[Set[Tuple[str, int]]] = None) -> int:
+    """Bytes of distinct storages among ``tensors``."""
+    seen = set(exclude or ())
+    total = 0
+    for t in tensors:
+        key = _storage_key(t)
+        if key not in seen:
+            seen.add(key)
+            total += t.untyped_storage().nbytes()
+    return total
+
+
+def _optimizer_state_bytes(method: TTAMethod) -> int:
+    if method.optimizer is None:
+        return 0
+    return _tensor_bytes([
+        v for state in method.optimizer.state.values() for v in state.values()
+        if isinstance(v, Tensor)
+    ])
+
+
+def _extra_copies(method: TTAMethod) -> List[nn.Module]:
+    """Networks other than the adapted model that the method holds."""
+    return [
+        v for v in vars(method).values()
+        if isinstance(v, nn.Module) and v is not method.model
+    ]
+
+
+def _extra_copy_params(method: TTAMethod) -> Tuple[int, int]:
+    """(Parameter elements, parameter-and-buffer bytes) of extra copies."""
+    own = {_storage_key(t) for t in method.model.state_dict().values()}
+    tensors, numel = [], 0
+    for net in _extra_copies(method):
+        tensors += list(net.parameters()) + list(net.buffers())
+        numel += sum(p.numel() for p in net.parameters())
+    return numel, _tensor_bytes(tensors, exclude=own)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def measure_variant(variant: MemoryVariant,
+                    shape: Tuple[int, int],
+                    batch: int = 1,
+                    device: str = 'cpu',
+                    steps: int = 3,
+                    max_step_seconds: Optional[float] = None,
+                    seed: int = 0) -> MemoryRow:
+    """Build one variant and measure one adaptation step.
+
+    Args:
+        variant (MemoryVariant): What to build.
+        shape (tuple[int, int]): Input height and width.
+        batch (int): Images per step. Default: 1.
+        device (str): ``'cpu'`` or ``'cuda'`` (or ``'cuda:N'``).
+            Default: ``'cpu'``.
+        steps (int): Steps timed after the warm-up step. Default: 3.
+        max_step_seconds (float, optional): Time no further steps when the
+            warm-up step took longer (slow variants such as CoTTA's 14
+            views on CPU); its time is reported instead. Default: None.
+        seed (int): Seed of the random weights and input. Default: 0.
+
+    Returns:
+        MemoryRow: The measurements.
+    """
+    dev = torch.device(device)
+    cuda = dev.type == 'cuda'
+    torch.manual_seed(seed)
+    if cuda:
+        gc.collect()
+        torch.cuda.empty_cache()
+        # Peaks are taken above this, so leftovers do not count.
+        base = torch.cuda.memory_allocated(dev)
+    model = _build_model(variant.config).to(dev)
+    method = build_tta_method(copy.deepcopy(variant.method), model)
+    # A fresh recording: the base records the first adaptation step.
+    method.measure_memory = True
+    method.saved_tensors = None
+    inputs = torch.randn(batch, 3, *shape, device=dev)
+
+    inference_peak = None
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(dev)
+        with torch.no_grad():
+            method.decode(inputs)
+        _sync(dev)
+        inference_peak = torch.cuda.max_memory_allocated(dev) - base
+
+    # Warm-up step: allocates optimizer state, records the saved tensors
+    # (the base's SavedTensorRecorder) and the analytic count (hooks).
+    counter = AnalyticCounter(model)
+    start = time.perf_counter()
+    with counter:
+        method.forward_and_adapt(inputs)
+    _sync(dev)
+    warmup_seconds = time.perf_counter() - start
+
+    times: List[float] = []
+    step_peak = None
+    if max_step_seconds is None or warmup_seconds <= max_step_seconds:
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(dev)
+        for _ in range(steps):
+            start = time.perf_counter()
+            method.forward_and_adapt(inputs)
+            _sync(dev)
+            times.append(time.perf_counter() - start)
+        if cuda and times:
+            step_peak = torch.cuda.max_memory_allocated(dev) - base
+
+    trainable = {id(p) for _, p in method.named_params}
+    params = list(model.parameters())
+    trainable_bytes = sum(p.numel() * p.element_size() for p in params
+                          if id(p) in trainable)
+    frozen_bytes = sum(p.numel() * p.element_size() for p in params
+                       if id(p) not in trainable)
+    trainable_numel = sum(p.numel() for p in params if id(p) in trainable)
+    frozen_numel = sum(p.numel() for p in params if id(p) not in trainable)
+    extra_numel, extra_bytes = _extra_copy_params(method)
+    analytic_weights = ((frozen_numel + extra_numel) * FROZEN_WEIGHT_BITS +
+                        trainable_numel * TRAINABLE_WEIGHT_BITS) // 8
+    report = method.saved_tensors
+    row = MemoryRow(
+        variant=variant.name,
+        method=variant.method['type'],
+        config=variant.config,
+        trainable_param_bytes=trainable_bytes,
+        frozen_param_bytes=frozen_bytes,
+        optimizer_state_bytes=_optimizer_state_bytes(method),
+        extra_copy_bytes=extra_bytes,
+        saved_activation_bytes=None
+        if report is None else report.activation_bytes,
+        analytic_activation_bytes=counter.activation_bytes,
+        analytic_total_bytes=analytic_weights + counter.activation_bytes,
+        cuda_step_peak_bytes=step_peak,
+        cuda_inference_peak_bytes=inference_peak,
+        seconds_per_step=statistics.median(times) if times else warmup_seconds,
+        timed_steps=len(times),
+        updates=method.stats['updates'],
+        saved_groups=[] if report is None else [
+            dict(
+                kind=g.kind,
+                dtype=str(g.dtype).replace('torch.', ''),
+                shape=list(g.shape),
+                count=g.count,
+                bytes=g.nbytes) for g in report.groups[:12]
+        ])
+    del method, model, inputs
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+    return row
+
+
+def run_memory_report(
+    configs: Sequence[str],
+    shape: Tuple[int, int],
+    batch: int = 1,
+    device: str = 'cpu',
+    steps: int = 3,
+    patterns: Optional[Sequence[str]] = None,
+    max_step_seconds: Optional[float] = None,
+    on_row: Optional[Callable[[List[MemoryRow]],
+                              None]] = None) -> List[MemoryRow]:
+    """Measure every row of :func:`default_variants`, one after another.
+
+    Args:
+        configs (Sequence[str]): TTA config files.
+        shape (tuple[int, int]): Input height and width.
+        batch (int): Images per step. Default: 1.
+        device (str): ``'cpu'`` or ``'cuda'``. Default: ``'cpu'``.
+        steps (int): Timed steps per row after a warm-up. Default: 3.
+        patterns (Sequence[str], optional): Row-name filter, see
+            :func:`default_variants`. Default: None (all rows).
+        max_step_seconds (float, optional): See :func:`measure_variant`.
+        on_row (Callable, optional): Called with the rows so far after
+            each row, e.g. to save them: a long CPU run that dies keeps
+            what it measured. Default: None.
+
+    Returns:
+        list[MemoryRow]: One row per variant.
+
+    Raises:
+        ValueError: For ``cuda`` without a GPU or a non-positive size.
+    """
+    if torch.device(device).type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'device={device!r} but CUDA is not available; '
+                         "use --device cpu")
+    if min(shape) < 1 or batch < 1 or steps < 0:
+        raise ValueError(f'shape={tuple(shape)}, batch={batch}, '
+                         f'steps={steps}: need positive sizes, steps >= 0')
+    for path in configs:
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'config file {path!r} does not exist')
+    logger = MMLogger.get_current_instance()
+    rows = []
+    for variant in default_variants(configs, patterns):
+        logger.info(f'memory report: measuring {variant.name} '
+                    f'({variant.method})')
+        try:
+            row = measure_variant(variant, shape, batch, device, steps,
+                                  max_step_seconds)
+        except FileNotFoundError as err:
+            # A data file the method config names (e.g. EATA's Fisher
+            # file) is missing: skip the row, keep the run.
+            logger.warning(f'memory report: skipped {variant.name}: {err}')
+            continue
+        rows.append(row)
+        logger.info(f'memory report: {variant.name}: {_row_summary(row)}')
+        if on_row is not None:
+            on_row(rows)
+    return rows
+
+
+def _row_summary(row: MemoryRow) -> str:
+    saved = '-' if row.saved_activation_bytes is None else (
+        f'{row.saved_activation_bytes / MIB:.1f}')
+    return (f'saved {saved} MiB, analytic '
+            f'{row.analytic_total_bytes / MIB:.1f} MiB, '
+            f'{row.seconds_per_step:.2f} s/step')
+
+
+def _mib(value: Optional[int]) -> str:
+    if value is None:
+        return '-'
+    # Two decimals below 10 MiB, so TENT's BN parameters are not 0.0.
+    return f'{value / MIB:.2f}' if value < 10 * MIB else f'{value / MIB:.1f}'
+
+
+TABLE_COLUMNS = (
+    ('variant', 'variant'),
+    ('trainable', 'trainable_param_bytes'),
+    ('frozen', 'frozen_param_bytes'),
+    ('optim. state', 'optimizer_state_bytes'),
+    ('extra copies', 'extra_copy_bytes'),
+    ('saved for backward', 'saved_activation_bytes'),
+    ('analytic act.', 'analytic_activation_bytes'),
+    ('analytic total', 'analytic_total_bytes'),
+    ('CUDA step peak', 'cuda_step_peak_bytes'),
+    ('CUDA inference peak', 'cuda_inference_peak_bytes'),
+    ('s/step', 'seconds_per_step'),
+)
+
+
+def format_markdown(rows: Sequence[MemoryRow]) -> str:
+    """A Markdown table of ``rows``, sizes in MiB.
+
+    Args:
+        rows (Sequence[MemoryRow]): Measured rows.
+
+    Returns:
+        str: The table, header included.
+    """
+    header = [title for title, _ in TABLE_COLUMNS]
+    lines = [
+        '| ' + ' | '.join(header) + ' |',
+        '|' + '|'.join(['---'] + ['--:'] * (len(header) - 1)) + '|'
+    ]
+    for row in rows:
+        cells = []
+        for _, attr in TABLE_COLUMNS:
+            value = getattr(row, attr)
+            if attr == 'variant':
+                cells.append(value)
+            elif attr == 'seconds_per_step':
+                mark = '' if row.timed_steps else ' (warm-up)'
+                steps = row.timed_steps + 1
+                if row.saved_activation_bytes is not None and (row.updates
+                                                               < steps):
+                    # A skipped update (non-finite loss, or EATA's filter
+                    # left no pixel) ran no backward: a shorter step.
+                    mark += f' ({row.updates}/{steps} updates)'
+                cells.append(f'{value:.2f}{mark}')
+            else:
+                cells.append(_mib(value))
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+# Issue 6's bars: (numerator row, denominator row, field, largest ratio).
+BARS = tuple(
+    [(f'ecotta-{mode}-lean', 'tent-stock', 'saved_activation_bytes', 0.25)
+     for mode in ('source', 'batch_const')] +
+    [(f'ecotta-{mode}-lean', 'tent-lean', 'saved_activation_bytes', 0.5)
+     for mode in ('source', 'batch_const')] +
+    [(f'ecotta-{mode}-lean', f'ecotta-{mode}-stock', 'seconds_per_step', 1.3)
+     for mode in NORM_MODES])
+
+
+def check_bars(rows: Sequence[MemoryRow]) -> List[BarCheck]:
+    """Issue 6's ratios among ``rows``; bars whose rows are absent skip.
+
+    Args:
+        rows (Sequence[MemoryRow]): Measured rows.
+
+    Returns:
+        list[BarCheck]: One entry per bar whose two rows were measured.
+    """
+    by_name = {row.variant: row for row in rows}
+    checks = []
+    for num, den, attr, bar in BARS:
+        if num not in by_name or den not in by_name:
+            continue
+        a, b = getattr(by_name[num], attr), getattr(by_name[den], attr)
+        if a is None or not b:
+            continue
+        what = 'saved bytes' if attr.startswith('saved') else 'step time'
+        checks.append(BarCheck(f'{num} / {den} ({what})', a / b, bar))
+    return checks
+
+
+def rows_to_json(rows: Sequence[MemoryRow], **meta: Any) -> Dict[str, Any]:
+    """A JSON-ready dict of ``rows``, the bar checks and ``meta``."""
+    return dict(
+        meta,
+        rows=[asdict(row) for row in rows],
+        bars=[dict(asdict(c), passed=c.passed) for c in check_bars(rows)])
