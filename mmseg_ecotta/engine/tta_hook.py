@@ -3,6 +3,7 @@ import os.path as osp
 from typing import Optional
 
 import torch
+from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
@@ -13,6 +14,10 @@ from ..evaluation import (ContinualIoUMetric, format_round_table,
                           write_json_atomic)
 from ..models.segmentors import is_meta_name
 from ..tta import build_tta_method
+from .adaptation_state import (STATE_FILE, STATE_VERSION, capture_rng_state,
+                               dataloader_from, load_state, metric_results,
+                               restore_metric_results, restore_rng_state,
+                               run_fingerprint, save_state_atomic)
 
 
 @HOOKS.register_module()
@@ -52,6 +57,15 @@ class TestTimeAdaptationHook(Hook):
             :mod:`mmseg_ecotta.evaluation.results`), reset the method to the
             source state. Collapses are always reported in the results.
             Defaults to False.
+        checkpoint_interval (int): Save the adaptation state
+            (:mod:`~mmseg_ecotta.engine.adaptation_state`) to
+            ``WORK_DIR/state_file`` every this many steps and at every
+            domain boundary; 0 disables it. Defaults to 100.
+        resume (bool): Continue an interrupted stream from the state file
+            in the work dir (``tools/test_tta.py --resume``). Defaults to
+            False.
+        state_file (str): Name of the state file in the work dir.
+            Defaults to ``'tta_state.pth'``.
     """
 
     priority = 'VERY_HIGH'
@@ -61,7 +75,10 @@ class TestTimeAdaptationHook(Hook):
                  episodic: bool = False,
                  results_file: str = 'tta_results.json',
                  check_checkpoint: bool = True,
-                 reset_on_collapse: bool = False) -> None:
+                 reset_on_collapse: bool = False,
+                 checkpoint_interval: int = 100,
+                 resume: bool = False,
+                 state_file: str = STATE_FILE) -> None:
         if not isinstance(method, dict) or 'type' not in method:
             raise TypeError(
                 f'method={method!r} must be a config dict with a type, e.g. '
@@ -71,8 +88,18 @@ class TestTimeAdaptationHook(Hook):
         self.results_file = results_file
         self.check_checkpoint = check_checkpoint
         self.reset_on_collapse = reset_on_collapse
+        if not isinstance(checkpoint_interval, int) or checkpoint_interval < 0:
+            raise ValueError(
+                f'checkpoint_interval={checkpoint_interval!r}: give a number '
+                'of steps >= 0 (0 disables the adaptation state)')
+        self.checkpoint_interval = checkpoint_interval
+        self.resume = resume
+        self.state_file = state_file
         self.method = None
         self._segment: Optional[tuple] = None
+        self._position = 0  # batches consumed
+        self._last_saved = 0
+        self._rng: Optional[dict] = None
 
     # --- set-up ---------------------------------------------------------
     def before_test(self, runner) -> None:
@@ -91,6 +118,12 @@ class TestTimeAdaptationHook(Hook):
                 'no ContinualIoUMetric in test_evaluator: per-domain results '
                 "will not be written; use test_evaluator = dict(type="
                 "'ContinualIoUMetric')")
+        loader = runner.test_loop.dataloader
+        self._fingerprint = run_fingerprint(
+            runner.cfg.get('model'), self.method_cfg, self.episodic,
+            len(loader.dataset), loader.batch_size)
+        if self.resume:
+            self._resume(runner)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         runner.logger.info(
@@ -105,13 +138,75 @@ class TestTimeAdaptationHook(Hook):
                          data_batch: dict = None) -> None:
         info = data_batch['data_samples'][0].metainfo
         segment = (info.get('round', 0), info.get('domain', 'all'))
-        if segment == self._segment:
-            return
-        if self._segment is not None:
+        boundary = segment != self._segment
+        if boundary and self._segment is not None:
             collapsed = self._report_segment(runner)
             if self.episodic or (collapsed and self.reset_on_collapse):
                 self.method.reset()
         self._segment = segment
+        if self._saving and self._position > self._last_saved and (
+                boundary or self._position % self.checkpoint_interval == 0):
+            self._save_state(runner)
+
+    def after_test_iter(self,
+                        runner,
+                        batch_idx: int,
+                        data_batch: dict = None,
+                        outputs: list = None) -> None:
+        self._position += 1
+        if self._saving:
+            # The RNG as the next batch starts: a state saved before that
+            # batch (in before_test_iter) replays it from here.
+            self._rng = capture_rng_state()
+
+    # --- resume -------------------------------------------------------------
+    @property
+    def _saving(self) -> bool:
+        # One process sees one shard of the stream and of the metric: the
+        # state of a distributed run is not one file (not supported).
+        return self.checkpoint_interval > 0 and get_world_size() == 1
+
+    def _save_state(self, runner) -> None:
+        """Write everything the rest of the stream depends on."""
+        method = self.method
+        state = dict(
+            version=STATE_VERSION,
+            fingerprint=self._fingerprint,
+            position=self._position,
+            segment=self._segment,
+            method=method.state_dict(),
+            stats=dict(method.stats),
+            seconds=method.seconds,
+            images=method.images,
+            saved_tensors=method.saved_tensors,
+            rng=self._rng,
+            metric_results=metric_results(runner.test_evaluator.metrics))
+        save_state_atomic(state, osp.join(runner.work_dir, self.state_file))
+        self._last_saved = self._position
+
+    def _resume(self, runner) -> None:
+        """Restore the saved state and start the loop at its position."""
+        path = osp.join(runner.work_dir, self.state_file)
+        state = load_state(path, self._fingerprint)
+        method = self.method
+        method.load_state_dict(state['method'])
+        method.stats.update(state['stats'])
+        method.seconds = state['seconds']
+        method.images = state['images']
+        method.saved_tensors = state['saved_tensors']
+        restore_metric_results(runner.test_evaluator.metrics,
+                               state['metric_results'])
+        self._segment = state['segment']
+        self._position = self._last_saved = state['position']
+        self._rng = state['rng']
+        restore_rng_state(state['rng'])
+        # mmengine's TestLoop iterates ``self.dataloader`` after the
+        # before_test hooks: swap in one that starts at the position.
+        loop = runner.test_loop
+        loop.dataloader = dataloader_from(loop.dataloader, self._position)
+        runner.logger.info(f'resumed from {path} at batch {self._position} of '
+                           f'{self._position + len(loop.dataloader)} (round '
+                           f'{self._segment[0] + 1}, {self._segment[1]})')
 
     def after_test_epoch(self, runner, metrics: dict = None) -> None:
         summary = self.metric.last_summary if self.metric else None

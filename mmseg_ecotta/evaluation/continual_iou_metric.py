@@ -48,6 +48,18 @@ class ContinualIoUMetric(IoUMetric):
                     f"{sample.get('img_path')}: load the label after Resize "
                     'in the test pipeline (and check the label file matches '
                     'its image)')
+            invalid = (label != self.ignore_index) & ((label < 0) |
+                                                      (label >= num_classes))
+            if bool(invalid.any()):
+                # intersect_and_union's histogram would silently drop them.
+                bad = sorted(int(v) for v in label[invalid].unique()[:10])
+                raise ValueError(
+                    f"label {sample.get('seg_map_path')} has values {bad} "
+                    f'outside the {num_classes} classes (0..'
+                    f'{num_classes - 1}) and ignore_index '
+                    f'{self.ignore_index}: labels must be train ids; convert '
+                    "them (e.g. cityscapesscripts' createTrainIdLabelImgs) "
+                    'or fix the file')
             areas = self.intersect_and_union(pred, label, num_classes,
                                              self.ignore_index)
             self.results.append(

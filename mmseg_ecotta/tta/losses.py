@@ -5,8 +5,30 @@ Shapes: logits are (N, C, H, W) class scores; entropy maps are (N, H, W).
 import math
 from typing import Sequence, Tuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+def check_logits(logits: Tensor, name: str = 'logits') -> None:
+    """Raise unless ``logits`` is a non-empty float (N, C, H, W) tensor.
+
+    Every loss calls it: a wrong shape would otherwise reduce over the
+    wrong dimension (a (C, H, W) map has its classes in dim 0) and give a
+    finite, silently wrong loss.
+
+    Raises:
+        TypeError: Not a floating-point tensor.
+        ValueError: Not 4-D, or with a zero-sized dimension.
+    """
+    if not isinstance(logits, Tensor) or not logits.is_floating_point():
+        kind = logits.dtype if isinstance(logits, Tensor) else type(logits)
+        raise TypeError(f'{name} must be a floating-point tensor, got '
+                        f'{kind}: pass the decoder scores, not labels')
+    if logits.ndim != 4 or logits.numel() == 0:
+        raise ValueError(f'{name} must have shape (N, C, H, W) with no '
+                         f'empty dimension, got {tuple(logits.shape)}; add '
+                         'the batch dimension with logits[None] if missing')
 
 
 def entropy_map(logits: Tensor) -> Tensor:
@@ -18,6 +40,7 @@ def entropy_map(logits: Tensor) -> Tensor:
     Returns:
         Tensor: Entropy in nats, shape (N, H, W).
     """
+    check_logits(logits)
     log_p = logits.log_softmax(dim=1)
     return -(log_p.exp() * log_p).sum(dim=1)
 
@@ -79,5 +102,20 @@ def self_distillation_loss(pairs: Sequence[Tuple[Tensor, Tensor]]) -> Tensor:
         raise ValueError('no partition outputs were recorded: the backbone '
                          'must be a MetaResNet with '
                          'record_partition_outputs=True')
+    for k, (adapted, frozen) in enumerate(pairs):
+        # l1_loss would broadcast mismatched shapes (with only a warning).
+        if (not isinstance(adapted, Tensor) or not isinstance(frozen, Tensor)
+                or adapted.shape != frozen.shape):
+            shapes = [
+                tuple(getattr(t, 'shape', ())) for t in (adapted, frozen)
+            ]
+            raise ValueError(
+                f'partition {k}: the adapted output {shapes[0]} and the '
+                f'frozen output {shapes[1]} must be tensors of one shape; '
+                'the meta network must keep its partition\'s output shape')
+        if not torch.is_floating_point(adapted) or adapted.numel() == 0:
+            raise ValueError(
+                f'partition {k}: outputs must be non-empty float tensors, '
+                f'got {adapted.dtype} of shape {tuple(adapted.shape)}')
     return sum(
         F.l1_loss(adapted, frozen.detach()) for adapted, frozen in pairs)

@@ -85,7 +85,9 @@ def test_overlays_and_exports_of_a_run(tmp_path, acdc_root, tiny_checkpoint):
     overlay = cv2.imread(osp.join(show_dir, names[0]))
     assert overlay.shape == (64, 3 * 128, 3)  # image | gt | prediction
     # exports: every domain boundary and the final weights, stock keys
-    exported = sorted(f for f in os.listdir(work_dir) if f.endswith('.pth'))
+    exported = sorted(
+        f for f in os.listdir(work_dir)
+        if f.startswith('adapted') and f.endswith('.pth'))
     assert len(exported) == 9 and 'adapted_final.pth' in exported
     final = torch.load(
         osp.join(work_dir, 'adapted_final.pth'), weights_only=True)

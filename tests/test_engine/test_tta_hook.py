@@ -7,8 +7,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from mmengine.runner import Runner
 
 from mmseg_ecotta.evaluation import ContinualIoUMetric, format_round_table
+from mmseg_ecotta.registry import TTA_METHODS
+from mmseg_ecotta.tta.tent import Tent
+from mmseg_ecotta.utils import load_config
 from ..conftest import REPO, TINY_MODEL, build_model
 
 TENT = osp.join(
@@ -165,3 +169,42 @@ def test_collapsed_predictions_are_reported():
     assert [s['collapsed'] for s in summary['segments']] == [False, True]
     assert summary['segments'][1]['dominant_class'] == 'a'
     assert summary['collapsed_segments'] == 1
+
+
+class NaNGradientTent(Tent):
+    """Tent whose every other step has a finite loss and a NaN gradient."""
+
+    def loss(self, logits):
+        loss = super().loss(logits)
+        if self.stats['steps'] % 2 == 0:
+            # d sqrt(u)/du is infinite at u = 0: the gradient is NaN.
+            loss = loss + torch.sqrt(logits.sum() * 0.0)
+        return loss
+
+
+@pytest.fixture
+def nan_gradient_tent():
+    # Registered only for this test: the generic method tests are
+    # parametrized over the registry.
+    TTA_METHODS.register_module(module=NaNGradientTent)
+    yield
+    TTA_METHODS._module_dict.pop('NaNGradientTent')
+
+
+def test_skipped_non_finite_updates_are_counted_in_the_results(
+        tmp_path, acdc_root, checkpoint, nan_gradient_tent):
+    cfg = load_config(
+        TENT, {
+            'test_dataloader.dataset.dataset_template.data_root': acdc_root,
+            'test_dataloader.dataset.rounds': 1,
+            'test_dataloader.num_workers': 0,
+            'test_dataloader.persistent_workers': False,
+            'custom_hooks.0.method.type': 'NaNGradientTent',
+            'custom_hooks.0.checkpoint_interval': 0
+        }, str(tmp_path / 'work'))
+    cfg.load_from = checkpoint
+    Runner.from_cfg(cfg).test()
+    with open(osp.join(tmp_path, 'work', 'tta_results.json')) as f:
+        adaptation = json.load(f)['adaptation']
+    assert adaptation['skipped_nonfinite'] == 4  # of 8 steps
+    assert adaptation['updates'] == 4

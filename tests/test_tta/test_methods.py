@@ -206,3 +206,23 @@ def test_non_finite_loss_never_reaches_the_weights():
     assert method.stats['updates'] == 0
     for key, value in method.model.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+def nan_gradient(logits: torch.Tensor, params) -> torch.Tensor:
+    """A finite loss (0) whose gradient is NaN: d sqrt(u)/du at u = 0."""
+    return torch.sqrt(sum(p.sum() for _, p in params) * 0.0)
+
+
+@pytest.mark.parametrize('name', ['Tent', 'EcoTTA'])
+def test_non_finite_gradient_never_reaches_the_weights(name):
+    # Adam: even a zero gradient would move the weights through its state.
+    method = build_method(name, optimizer=dict(type='Adam', lr=0.1))
+    before = copy.deepcopy(method.model.state_dict())
+    method.loss = lambda logits: nan_gradient(logits, method.named_params)
+    method.test_step(make_batch())
+    assert method.stats['skipped_nonfinite'] == 1
+    assert method.stats['updates'] == 0
+    assert not method.optimizer.state  # no step was taken
+    assert all(p.grad is None for _, p in method.named_params)
+    for key, value in method.model.state_dict().items():
+        assert torch.equal(value, before[key]), key

@@ -6,7 +6,7 @@ custom_imports = dict(imports=['mmseg_ecotta'], allow_failed_imports=False)
 dataset_type = 'ACDCDataset'
 data_root = 'data/acdc/'
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadCheckedImageFromFile'),
     dict(type='Resize', scale=(960, 540), keep_ratio=True),
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')

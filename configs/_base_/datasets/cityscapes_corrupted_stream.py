@@ -26,7 +26,7 @@ test_dataloader = dict(
                     data_prefix=dict(
                         img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
                     pipeline=[
-                        dict(type='LoadImageFromFile'),
+                        dict(type='LoadCheckedImageFromFile'),
                         dict(
                             type='WeatherCorruption',
                             corruption=name,

@@ -5,7 +5,7 @@
 custom_imports = dict(imports=['mmseg_ecotta'], allow_failed_imports=False)
 data_root = 'data/synthetic/acdc/'
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadCheckedImageFromFile'),
     dict(type='Resize', scale=(256, 128), keep_ratio=True),
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')

@@ -1,5 +1,9 @@
-"""Data transforms: ImageNet-C-style weather corruptions."""
+"""Data transforms: checked image loading, weather corruptions."""
 from .corruptions import CORRUPTIONS, SEVERITIES
+from .loading import BadImageError, LoadCheckedImageFromFile, check_image_file
 from .weather_corruption import WeatherCorruption
 
-__all__ = ['CORRUPTIONS', 'SEVERITIES', 'WeatherCorruption']
+__all__ = [
+    'CORRUPTIONS', 'SEVERITIES', 'WeatherCorruption', 'BadImageError',
+    'LoadCheckedImageFromFile', 'check_image_file'
+]

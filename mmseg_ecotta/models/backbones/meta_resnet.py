@@ -188,7 +188,17 @@ class MetaResNet(ResNet):
         A stage that ends inside a partition is output as the running
         feature at that point (already shaped by earlier partitions' meta
         networks).
+
+        Args:
+            x (Tensor): Images, shape (N, C_in, H, W), floating point.
+
+        Raises:
+            TypeError: For a non-float input.
+            ValueError: For another number of dimensions or channels (the
+                first convolution would report a weight-shape mismatch).
         """
+        first = self.stem[0] if self.deep_stem else self.conv1
+        _check_images(x, getattr(first, 'conv', first).in_channels)
         if self.deep_stem:
             x = self.stem(x)
         else:
@@ -227,6 +237,19 @@ class MetaResNet(ResNet):
         """Return and forget the recorded ``(adapted, frozen)`` pairs."""
         records, self.partition_outputs = self.partition_outputs, []
         return records
+
+
+def _check_images(x: torch.Tensor, channels: int) -> None:
+    """Raise unless ``x`` is a non-empty float (N, channels, H, W)."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        kind = x.dtype if isinstance(x, torch.Tensor) else type(x)
+        raise TypeError(f'MetaResNet takes float images, got {kind}: '
+                        'normalise them first (the data preprocessor does)')
+    if x.ndim != 4 or x.shape[1] != channels or x.numel() == 0:
+        raise ValueError(
+            f'MetaResNet takes images of shape (N, {channels}, H, W), got '
+            f'{tuple(x.shape)}: add the batch dimension (x[None]) or '
+            'convert grayscale/RGBA images to 3 channels')
 
 
 def _out_channels(block: nn.Module) -> int:

@@ -1,0 +1,202 @@
+"""Kill a real run mid-stream, resume it, get the uninterrupted results."""
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from mmseg_ecotta.engine.adaptation_state import STATE_FILE, save_state_atomic
+from ..conftest import REPO, TINY_META_MODEL, TINY_MODEL, build_model
+
+CONFIGS = dict(
+    Tent='tent_deeplabv3plus_r18-tiny_synthetic-stream.py',
+    EcoTTA='ecotta_deeplabv3plus_r18-tiny_meta_synthetic-stream.py',
+    CoTTA='cotta_deeplabv3plus_r18-tiny_synthetic-stream.py')
+# CoTTA's restore draws from the global RNG every step: the RNG state must
+# be resumed exactly. Two views instead of 14 keep it quick.
+METHOD_OPTIONS = dict(CoTTA=['custom_hooks.0.method.aug_scales=[1.0]'])
+ROUNDS, PER_DOMAIN, INTERVAL = 2, 3, 4
+STREAM = ROUNDS * 4 * PER_DOMAIN
+# Sleeps after every step when THROTTLE_SECONDS is set, so that the test
+# can catch the run mid-stream; sleeping changes no number.
+THROTTLE_HOOK = '''
+import os, time
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS
+
+
+@HOOKS.register_module()
+class ThrottleHook(Hook):
+    def after_test_iter(self, runner, batch_idx, data_batch=None,
+                        outputs=None):
+        time.sleep(float(os.environ.get('THROTTLE_SECONDS', 0)))
+'''
+
+
+@pytest.fixture
+def stream_root(tmp_path) -> str:
+    from ..conftest import write_acdc
+    return write_acdc(
+        str(tmp_path / 'acdc'),
+        {c: PER_DOMAIN
+         for c in ('fog', 'night', 'rain', 'snow')})
+
+
+def _config(tmp_path, name: str) -> str:
+    (tmp_path / 'throttle_hook.py').write_text(THROTTLE_HOOK)
+    path = tmp_path / f'{name}.py'
+    base = osp.join(REPO, 'configs/tta/synthetic', CONFIGS[name])
+    path.write_text(
+        f"_base_ = '{base}'\n"
+        "custom_imports = dict(imports=['mmseg_ecotta', 'throttle_hook'], "
+        'allow_failed_imports=False)\n'
+        "custom_hooks = [_base_.custom_hooks[0], dict(type='ThrottleHook')]\n"
+        f'randomness = dict(seed=3)\n')
+    return str(path)
+
+
+def _command(config, ckpt, work_dir, root, name, *extra, options=()):
+    return [
+        sys.executable, 'tools/test_tta.py', config, ckpt, '--work-dir',
+        work_dir, *extra, '--cfg-options',
+        f'test_dataloader.dataset.dataset_template.data_root={root}',
+        f'test_dataloader.dataset.rounds={ROUNDS}',
+        f'custom_hooks.0.checkpoint_interval={INTERVAL}',
+        *METHOD_OPTIONS.get(name, []), *options
+    ]
+
+
+def _env(tmp_path, throttle: float = 0.0) -> dict:
+    return dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(tmp_path), REPO]),
+        THROTTLE_SECONDS=str(throttle))
+
+
+def _position(path: str) -> int:
+    try:
+        return torch.load(path, weights_only=False)['position']
+    except FileNotFoundError:
+        return 0
+
+
+def _results(work_dir: str) -> dict:
+    with open(osp.join(work_dir, 'tta_results.json')) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize('name', ['Tent', 'EcoTTA', 'CoTTA'])
+def test_killed_and_resumed_run_equals_uninterrupted_run(
+        name, tmp_path, stream_root):
+    model = build_model(TINY_META_MODEL if name == 'EcoTTA' else TINY_MODEL)
+    ckpt = str(tmp_path / 'tiny.pth')
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    config = _config(tmp_path, name)
+    full, killed = str(tmp_path / 'full'), str(tmp_path / 'killed')
+
+    done = subprocess.run(
+        _command(config, ckpt, full, stream_root, name),
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    proc = subprocess.Popen(
+        _command(config, ckpt, killed, stream_root, name),
+        cwd=REPO,
+        env=_env(tmp_path, throttle=0.3),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    state_path = osp.join(killed, STATE_FILE)
+    deadline = time.time() + 300
+    while _position(state_path) < STREAM // 3 and time.time() < deadline:
+        assert proc.poll() is None, 'the run ended before it was killed'
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    position = _position(state_path)
+    assert STREAM // 3 <= position < STREAM
+    assert not _results(killed)['complete']
+
+    resumed = subprocess.run(
+        _command(config, ckpt, killed, stream_root, name, '--resume'),
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f'resumed from {state_path} at batch {position}' in (
+        resumed.stdout + resumed.stderr)
+    expected, actual = _results(full), _results(killed)
+    assert actual['complete']
+    assert len(actual['segments']) == 4 * ROUNDS
+    for want, got in zip(expected['segments'], actual['segments']):
+        # Bit-identical: same floats, not approximately equal ones.
+        assert (got['round'], got['domain']) == (want['round'], want['domain'])
+        assert got['mIoU'] == want['mIoU']
+        # (as JSON text: classes absent from a segment are NaN != NaN)
+        assert json.dumps(got['per_class_iou']) == json.dumps(
+            want['per_class_iou'])
+        assert got['num_images'] == want['num_images']
+    assert actual['adaptation'] == expected['adaptation']
+
+
+def _run(tmp_path, config, ckpt, work_dir, root, *extra, options=()):
+    return subprocess.run(
+        _command(
+            config, ckpt, work_dir, root, 'Tent', *extra, options=options),
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True)
+
+
+def test_resume_refuses_another_method_or_stream(tmp_path, stream_root):
+    ckpt = str(tmp_path / 'tiny.pth')
+    torch.save({'state_dict': build_model(TINY_MODEL).state_dict()}, ckpt)
+    config = _config(tmp_path, 'Tent')
+    work_dir = str(tmp_path / 'work')
+    missing = _run(tmp_path, config, ckpt, work_dir, stream_root, '--resume')
+    assert missing.returncode != 0
+    assert 'no adaptation state' in missing.stderr
+    assert 'run without --resume' in missing.stderr
+    assert _run(tmp_path, config, ckpt, work_dir, stream_root).returncode == 0
+    other_method = _run(
+        tmp_path,
+        config,
+        ckpt,
+        work_dir,
+        stream_root,
+        '--resume',
+        options=['custom_hooks.0.method.lean_backward=True'])
+    assert other_method.returncode != 0
+    assert 'was written by a different run (method' in other_method.stderr
+    longer = _run(
+        tmp_path,
+        config,
+        ckpt,
+        work_dir,
+        stream_root,
+        '--resume',
+        options=['test_dataloader.dataset.rounds=3'])
+    assert 'stream_length: saved 24 vs now 36' in longer.stderr
+
+
+def test_state_file_is_replaced_atomically(tmp_path, monkeypatch):
+    path = str(tmp_path / STATE_FILE)
+    save_state_atomic(dict(position=1), path)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # a kill in the middle of writing
+
+    monkeypatch.setattr(torch, 'save', crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_state_atomic(dict(position=2), path)
+    assert torch.load(path)['position'] == 1  # the previous one, intact
+    assert os.listdir(tmp_path) == [STATE_FILE]  # no temp file left
