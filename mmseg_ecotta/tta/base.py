@@ -79,6 +79,12 @@ class TTAMethod:
             if optimizer is None:
                 raise ValueError(f'{type(self).__name__} trains parameters: '
                                  'give it an optimizer config')
+            if 'type' not in optimizer:
+                raise ValueError(
+                    f'optimizer={optimizer!r} has no type; give the whole '
+                    "optimizer, e.g. dict(type='Adam', lr=1e-4) (with "
+                    '--cfg-options: custom_hooks.0.method.optimizer.type=Adam '
+                    'custom_hooks.0.method.optimizer.lr=1e-4)')
             self.optimizer = OPTIMIZERS.build(
                 dict(optimizer, params=[p for _, p in self.named_params]))
         if lean_backward:

@@ -226,3 +226,8 @@ def test_non_finite_gradient_never_reaches_the_weights(name):
     assert all(p.grad is None for _, p in method.named_params)
     for key, value in method.model.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+def test_optimizer_without_type_is_a_clear_error():
+    with pytest.raises(ValueError, match='optimizer.type=Adam'):
+        build_method('Tent', optimizer=dict(lr=1e-3))
