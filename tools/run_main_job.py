@@ -1,8 +1,9 @@
-"""The main job on the embedded default: four methods, one comparison.
+"""The main job on the embedded default: six methods, one comparison.
 
 Generates the synthetic weather stream if it is missing, then runs Source,
-BN adapt, TENT and EcoTTA over it (3 rounds of fog -> night -> rain -> snow)
-with the shipped tiny checkpoints, each through ``tools/test_tta.py``, and
+BN adapt, TENT, EATA, EcoTTA (3 rounds of fog -> night -> rain -> snow) and
+CoTTA (1 round: its 14 augmented views per image make it the slowest) with
+the shipped tiny checkpoints, each through ``tools/test_tta.py``, and
 prints one comparison table (also written to
 ``WORK_DIR/comparison.{md,csv,json}``, with the plots
 ``comparison_miou.png`` and ``comparison_memory.png``).
@@ -25,15 +26,21 @@ SYNTHETIC = osp.join(ROOT, 'data', 'synthetic')
 SOURCE_CKPT = 'data/checkpoints/deeplabv3plus_r18-tiny_synthetic-source.pth'
 WARMUP_CKPT = ('data/checkpoints/'
                'deeplabv3plus_r18-tiny_meta_synthetic-warmup.pth')
-RUNS = [  # (label, config, checkpoint)
+RUNS = [  # (label, config, checkpoint, per-run cfg-options)
     ('Source', 'configs/tta/synthetic/'
-     'source_deeplabv3plus_r18-tiny_synthetic-stream.py', SOURCE_CKPT),
+     'source_deeplabv3plus_r18-tiny_synthetic-stream.py', SOURCE_CKPT, ()),
     ('BN adapt', 'configs/tta/synthetic/'
-     'bn_adapt_deeplabv3plus_r18-tiny_synthetic-stream.py', SOURCE_CKPT),
+     'bn_adapt_deeplabv3plus_r18-tiny_synthetic-stream.py', SOURCE_CKPT, ()),
     ('TENT', 'configs/tta/synthetic/'
-     'tent_deeplabv3plus_r18-tiny_synthetic-stream.py', SOURCE_CKPT),
+     'tent_deeplabv3plus_r18-tiny_synthetic-stream.py', SOURCE_CKPT, ()),
+    ('EATA', 'configs/tta/synthetic/'
+     'eata_deeplabv3plus_r18-tiny_synthetic-stream.py', SOURCE_CKPT, ()),
+    ('CoTTA (1 round)', 'configs/tta/synthetic/'
+     'cotta_deeplabv3plus_r18-tiny_synthetic-stream.py', SOURCE_CKPT,
+     ('test_dataloader.dataset.rounds=1', )),
     ('EcoTTA', 'configs/tta/synthetic/'
-     'ecotta_deeplabv3plus_r18-tiny_meta_synthetic-stream.py', WARMUP_CKPT),
+     'ecotta_deeplabv3plus_r18-tiny_meta_synthetic-stream.py', WARMUP_CKPT,
+     ()),
 ]
 
 
@@ -47,15 +54,17 @@ def main() -> None:
         print('generating the synthetic stream into data/synthetic ...')
         generate_synthetic_stream(SYNTHETIC)
     runs = [
-        MethodRun(label.lower().replace(' ', '_'), config, ckpt, label)
-        for label, config, ckpt in RUNS
+        MethodRun(
+            label.split(' (')[0].lower().replace(' ', '_'), config, ckpt,
+            label, options) for label, config, ckpt, options in RUNS
     ]
     try:
         results = run_methods(
             runs, args.work_dir, rounds=args.rounds, echo=print)
     except RuntimeError as e:
         sys.exit(str(e))
-    print(f'\nmIoU (%) per domain, mean over {args.rounds} rounds; '
+    print(f'\nmIoU (%) per domain, mean over {args.rounds} rounds '
+          '(CoTTA: 1 round); '
           'time per image (adapt + predict) on this machine; memory: '
           'activations saved for backward in one step (CPU)\n')
     print(write_comparison_files(results, args.work_dir))

@@ -32,12 +32,16 @@ class MethodRun:
         checkpoint (str): Weights to load before adapting.
         label (str, optional): Name in tables and plots. Defaults to the
             ``method`` of the run's results (e.g. ``'Tent'``).
+        cfg_options (Sequence[str]): ``key=value`` overrides for this run
+            only, applied after the shared ones (e.g. a shorter stream for
+            a slow method). Defaults to none.
     """
 
     name: str
     config: str
     checkpoint: str
     label: Optional[str] = None
+    cfg_options: Sequence[str] = ()
 
 
 def _log(message: str) -> None:
@@ -130,6 +134,7 @@ def _launch(run: MethodRun, work_dir: str, options: List[str],
         sys.executable, TEST_TOOL, run.config, run.checkpoint, '--work-dir',
         run_dir
     ]
+    options = [*options, *run.cfg_options]
     if options:
         cmd += ['--cfg-options', *options]
     env = dict(os.environ)
