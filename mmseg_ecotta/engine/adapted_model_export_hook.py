@@ -9,7 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
-from .tta_hook import TestTimeAdaptationHook
+from .tta_hook import TestTimeAdaptationHook, stream_segment
 
 
 def adapted_network(method) -> nn.Module:
@@ -58,8 +58,7 @@ class AdaptedModelExportHook(Hook):
                          runner,
                          batch_idx: int,
                          data_batch: dict = None) -> None:
-        info = data_batch['data_samples'][0].metainfo
-        segment = (info.get('round', 0), info.get('domain', 'all'))
+        segment = stream_segment(data_batch)
         if segment != self._segment and self._segment is not None:
             if self.every_domain:
                 self._export(runner, self._segment_file(self._segment))

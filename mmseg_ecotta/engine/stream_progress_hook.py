@@ -8,6 +8,7 @@ from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
 from ..evaluation import ContinualIoUMetric
+from .tta_hook import stream_segment
 
 
 def format_progress(done: int,
@@ -98,8 +99,7 @@ class StreamProgressHook(Hook):
                          data_batch: dict = None) -> None:
         if not self.enabled:
             return
-        info = data_batch['data_samples'][0].metainfo
-        segment = (info.get('round', 0), info.get('domain', 'all'))
+        segment = stream_segment(data_batch)
         if segment != self._segment:
             if self._segment is not None:
                 self._out.write('\n')  # keep the finished domain's line

@@ -1,6 +1,6 @@
 """Turn any mmseg test run into continual test-time adaptation."""
 import os.path as osp
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from mmengine.dist import get_world_size
@@ -18,6 +18,12 @@ from .adaptation_state import (STATE_FILE, STATE_VERSION, capture_rng_state,
                                dataloader_from, load_state, metric_results,
                                restore_metric_results, restore_rng_state,
                                run_fingerprint, save_state_atomic)
+
+
+def stream_segment(data_batch: dict) -> Tuple[int, str]:
+    """``(round, domain)`` of a batch; ``(0, 'all')`` outside a stream."""
+    info = data_batch['data_samples'][0].metainfo
+    return info.get('round', 0), info.get('domain', 'all')
 
 
 @HOOKS.register_module()
@@ -136,8 +142,7 @@ class TestTimeAdaptationHook(Hook):
                          runner,
                          batch_idx: int,
                          data_batch: dict = None) -> None:
-        info = data_batch['data_samples'][0].metainfo
-        segment = (info.get('round', 0), info.get('domain', 'all'))
+        segment = stream_segment(data_batch)
         boundary = segment != self._segment
         if boundary and self._segment is not None:
             collapsed = self._report_segment(runner)

@@ -15,12 +15,10 @@ import torch.nn.functional as F
 from mmengine.logging import MMLogger
 from torch import Tensor
 
-from ..models.norm import TTABatchNorm2d, convert_batchnorms
 from ..registry import TTA_METHODS
-from .base import NamedParams, TTAMethod
 from .fisher import fisher_penalty, load_fisher
 from .losses import entropy_map, entropy_threshold
-from .tent import TENT_OPTIMIZER
+from .tent import TENT_OPTIMIZER, Tent
 
 # EATA adapts TENT's parameters with TENT's objective; on Cityscapes->ACDC
 # the baselines share CoTTA's Adam settings (see tent.py), so EATA differs
@@ -29,7 +27,7 @@ EATA_OPTIMIZER = TENT_OPTIMIZER
 
 
 @TTA_METHODS.register_module()
-class EATA(TTAMethod):
+class EATA(Tent):
     """Entropy of reliable, non-redundant pixels, re-weighted, + Fisher.
 
     Loss (EATA Eq. 8 and 9)::
@@ -95,16 +93,8 @@ class EATA(TTAMethod):
         if data is not None:
             self._check_fisher_weights(fisher_file, data.get('params', {}))
 
-    # --- the three decisions -------------------------------------------
-    def configure_norms(self, model: nn.Module) -> None:
-        """Batch statistics with the exact gradient, as TENT (EATA)."""
-        convert_batchnorms(model, 'batch')
-
-    def collect_params(self, model: nn.Module) -> NamedParams:
-        """BN scale and shift only, EATA's (TENT's) parameter set."""
-        return [(f'{name}.{pname}', p) for name, m in model.named_modules()
-                if isinstance(m, TTABatchNorm2d)
-                for pname, p in m.named_parameters(recurse=False)]
+    # configure_norms and collect_params: TENT's (batch statistics, BN
+    # scale and shift), which EATA builds on.
 
     def loss(self, logits: Tensor) -> Tensor:
         """Re-weighted entropy of the selected pixels, plus the Fisher term.
