@@ -10,8 +10,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner.checkpoint import _load_checkpoint
 from mmseg.registry import HOOKS
 
-from ..evaluation import (ContinualIoUMetric, format_round_table,
-                          write_json_atomic)
+from ..evaluation import (ContinualIoUMetric, format_class_table,
+                          format_round_table, write_json_atomic)
 from ..models.segmentors import is_meta_name
 from ..tta import build_tta_method
 from .adaptation_state import (STATE_FILE, STATE_VERSION, capture_rng_state,
@@ -218,8 +218,11 @@ class TestTimeAdaptationHook(Hook):
         if summary is None:
             return
         self._write(runner, summary, complete=True)
-        runner.logger.info('\n' + format_round_table(
-            summary, f'mIoU (%), {type(self.method).__name__}'))
+        name = type(self.method).__name__
+        runner.logger.info('\n' + format_class_table(
+            summary, f'per-class IoU (%), mean over rounds, {name}'))
+        runner.logger.info('\n' +
+                           format_round_table(summary, f'mIoU (%), {name}'))
 
     # --- results ------------------------------------------------------------
     def _report_segment(self, runner) -> bool:

@@ -1,7 +1,8 @@
 from .continual_iou_metric import ContinualIoUMetric
-from .results import format_round_table, summarize_stream, write_json_atomic
+from .results import (format_class_table, format_round_table, summarize_stream,
+                      write_json_atomic)
 
 __all__ = [
-    'ContinualIoUMetric', 'format_round_table', 'summarize_stream',
-    'write_json_atomic'
+    'ContinualIoUMetric', 'format_class_table', 'format_round_table',
+    'summarize_stream', 'write_json_atomic'
 ]

@@ -23,7 +23,7 @@ The hook adds ``method``, ``config``, ``checkpoint``, ``cost``
 import json
 import os
 import os.path as osp
-from typing import Dict, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 
@@ -120,6 +120,28 @@ def format_round_table(summary: dict, title: str = '') -> str:
                 [s['mIoU'] for s in summary['segments'] if s['domain'] == d]))
         for d in domains
     ] + [_fmt(summary['mean_mIoU'])])
+    return _layout(header, rows, title)
+
+
+def format_class_table(summary: dict, title: str = '') -> str:
+    """Per-class IoU: rows are classes, columns domains (mean over rounds)."""
+    domains = summary['domains']
+    header = ['Class'] + domains + ['All']
+    rows = []
+    for name, overall in summary['per_class_iou'].items():
+        per_domain = [
+            _nanmean([
+                np.nan if s['per_class_iou'][name] is None else
+                s['per_class_iou'][name] for s in summary['segments']
+                if s['domain'] == d
+            ]) for d in domains
+        ]
+        rows.append([name] + [_fmt(v) for v in per_domain] + [_fmt(overall)])
+    return _layout(header, rows, title)
+
+
+def _layout(header: List[str], rows: List[List[str]], title: str) -> str:
+    """Align a text table; ``title`` (if any) on the first line."""
     widths = [
         max(len(r[i]) for r in rows + [header]) for i in range(len(header))
     ]

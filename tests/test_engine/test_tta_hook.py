@@ -208,3 +208,21 @@ def test_skipped_non_finite_updates_are_counted_in_the_results(
         adaptation = json.load(f)['adaptation']
     assert adaptation['skipped_nonfinite'] == 4  # of 8 steps
     assert adaptation['updates'] == 4
+
+
+def test_class_table_has_a_row_per_class_and_a_column_per_domain():
+    from mmseg_ecotta.evaluation import format_class_table
+    metric = ContinualIoUMetric()
+    metric.dataset_meta = dict(classes=('a', 'b'))
+    label = torch.tensor([[[0, 1], [1, 1]]])
+    metric.process({}, [
+        dict(
+            domain=d,
+            pred_sem_seg=dict(data=label),
+            gt_sem_seg=dict(data=label)) for d in ('fog', 'snow')
+    ])
+    lines = format_class_table(metric.summary()).splitlines()
+    assert [c.strip()
+            for c in lines[0].split('|')] == ['Class', 'fog', 'snow', 'All']
+    assert [c.strip()
+            for c in lines[2].split('|')] == ['a', '100.0', '100.0', '100.0']
