@@ -116,16 +116,33 @@ class TTAMethod:
         return sum(p.numel() for _, p in self.named_params)
 
     def state_dict(self) -> Dict[str, Any]:
-        """Everything adaptation changes: model and optimizer state."""
+        """Everything adaptation changes: model and optimizer state.
+
+        Of the model, only the parameters the optimizer updates and the
+        buffers are kept: frozen weights never change (the generic method
+        tests assert it bit for bit), so a snapshot of R50 EcoTTA holds its
+        meta networks, not a second copy of the whole network.
+        """
+        mutable = {n for n, _ in self.named_params}
+        mutable |= {n for n, _ in self.model.named_buffers()}
+        model_state = {
+            k: v
+            for k, v in self.model.state_dict().items() if k in mutable
+        }
         return copy.deepcopy(
             dict(
-                model=self.model.state_dict(),
+                model=model_state,
                 optimizer=self.optimizer.state_dict()
                 if self.optimizer else None))
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` exactly."""
-        self.model.load_state_dict(state['model'])
+        unexpected = self.model.load_state_dict(
+            state['model'], strict=False).unexpected_keys
+        if unexpected:
+            raise KeyError(f'adaptation state has keys {unexpected[:5]} '
+                           'that this model does not have: it was saved for '
+                           'another model or method')
         if self.optimizer is not None:
             self.optimizer.load_state_dict(copy.deepcopy(state['optimizer']))
 
