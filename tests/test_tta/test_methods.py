@@ -231,3 +231,20 @@ def test_non_finite_gradient_never_reaches_the_weights(name):
 def test_optimizer_without_type_is_a_clear_error():
     with pytest.raises(ValueError, match='optimizer.type=Adam'):
         build_method('Tent', optimizer=dict(lr=1e-3))
+
+
+def test_regulariser_gradient_equals_l1_loss_and_keeps_two_bits():
+    from mmseg_ecotta.models.memory_probe import profile_saved_tensors
+    adapted = torch.randn(2, 3, 5, 7, dtype=torch.float64, requires_grad=True)
+    target = adapted.detach() + torch.randn(2, 3, 5, 7, dtype=torch.float64)
+    target[0, 0, 0, :3] = adapted.detach()[0, 0, 0, :3]  # ties: gradient 0
+    ours = self_distillation_loss([(adapted, target)])
+    (grad, ) = torch.autograd.grad(ours, adapted)
+    ref = F.l1_loss(adapted, target)
+    (ref_grad, ) = torch.autograd.grad(ref, adapted)
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-12)
+    torch.testing.assert_close(grad, ref_grad, rtol=0, atol=0)
+    big = torch.randn(1, 64, 32, 32, requires_grad=True)
+    report = profile_saved_tensors(
+        lambda: self_distillation_loss([(big * 1.0, big.detach() + 1)]))
+    assert report.activation_bytes <= 2 * big.numel() / 8
