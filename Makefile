@@ -40,5 +40,5 @@ checkpoints: $(VENV)/.installed
 	$(PY) tools/publish_checkpoint.py work_dirs/tiny_source/iter_3000.pth \
 		data/checkpoints/deeplabv3plus_r18-tiny_synthetic-source.pth
 	$(PY) tools/train.py $(WARMUP_CFG) --work-dir work_dirs/tiny_warmup
-	$(PY) tools/publish_checkpoint.py work_dirs/tiny_warmup/iter_500.pth \
+	$(PY) tools/publish_checkpoint.py work_dirs/tiny_warmup/iter_1500.pth \
 		data/checkpoints/deeplabv3plus_r18-tiny_meta_synthetic-warmup.pth

@@ -8,7 +8,10 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mmseg_ecotta'], allow_failed_imports=False)
 load_from = 'data/checkpoints/deeplabv3plus_r18-tiny_synthetic-source.pth'
-max_iters = 500
+# 1500 iterations, chosen on source data only: clear val mIoU 57.6 / 57.9 /
+# 58.7 after 500 / 1000 / 1500 (a 500-iteration schedule: 56.7; the source
+# model: 59.6).
+max_iters = 1500
 param_scheduler = [
     dict(
         type='PolyLR',
@@ -18,6 +21,6 @@ param_scheduler = [
         end=max_iters,
         by_epoch=False)
 ]
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+train_cfg = dict(max_iters=max_iters, val_interval=500)
 default_hooks = dict(checkpoint=dict(interval=max_iters))
 env_cfg = dict(cudnn_benchmark=False)
