@@ -13,7 +13,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import mmseg_ecotta  # noqa: F401  (shims + registration first)
+import mmseg_ecotta  # noqa: F401  (compat shims + registration)
 from mmseg_ecotta.apis import MethodRun, run_methods
 from mmseg_ecotta.evaluation.comparison import write_comparison_files
 

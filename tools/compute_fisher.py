@@ -20,7 +20,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
-import mmseg_ecotta  # noqa: F401  (shims + registration first)
+import mmseg_ecotta  # noqa: F401  (compat shims + registration)
 from mmseg_ecotta.tta.fisher import fisher_from_config, save_fisher
 from mmseg_ecotta.utils import load_config
 

@@ -13,17 +13,15 @@ On a terminal a progress bar shows the ETA and the running mIoU of the
 current domain.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmengine.config import DictAction
 from mmengine.runner import Runner
 
-import mmseg_ecotta  # noqa: F401  (shims + registration first)
+import mmseg_ecotta  # noqa: F401  (compat shims + registration)
 from mmseg_ecotta.tta import TTA_METHODS
-from mmseg_ecotta.utils import load_config
+from mmseg_ecotta.utils import add_runner_args, load_config, parse_runner_args
 
 HOOK = 'TestTimeAdaptationHook'
 
@@ -60,20 +58,8 @@ def parse_args() -> argparse.Namespace:
         help='continue an interrupted stream from WORK_DIR/tta_state.pth '
         '(written every custom_hooks.0.checkpoint_interval steps and at '
         'every domain boundary); pass the same --work-dir')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, key=value')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser)
 
 
 def main() -> None:

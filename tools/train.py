@@ -7,16 +7,14 @@ Mirrors mmseg's ``tools/train.py``: config -> Runner -> train.
         tools/train.py CONFIG --launcher pytorch
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+from mmengine.runner import Runner
 
-import mmseg_ecotta  # noqa: E402,F401  (shims + registration first)
-from mmseg_ecotta.utils import load_config  # noqa: E402
+import mmseg_ecotta  # noqa: F401  (compat shims + registration)
+from mmseg_ecotta.utils import add_runner_args, load_config, parse_runner_args
 
 
 def parse_args() -> argparse.Namespace:
@@ -25,20 +23,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', help='where to save logs and models')
     parser.add_argument(
         '--resume', action='store_true', help='resume from the latest ckpt')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, key=value')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser)
 
 
 def main() -> None:

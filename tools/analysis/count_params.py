@@ -12,7 +12,7 @@ from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-import mmseg_ecotta  # noqa: F401  (shims + registration first)
+import mmseg_ecotta  # noqa: F401  (compat shims + registration)
 from mmseg_ecotta.utils import load_config
 
 

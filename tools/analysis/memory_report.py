@@ -21,7 +21,7 @@ sys.path.insert(0,
                 osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import torch
 
-import mmseg_ecotta  # noqa: F401  (shims + registration first)
+import mmseg_ecotta  # noqa: F401  (compat shims + registration)
 from mmseg_ecotta.analysis import (MemoryRow, check_bars, format_markdown,
                                    rows_to_json, run_memory_report)
 
