@@ -13,6 +13,15 @@ from mmseg.registry import MODELS
 import mmseg_ecotta  # noqa: F401  (shims and registration first)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# Parametrize device-dependent tests with this; CUDA runs where available.
+DEVICES = [
+    'cpu',
+    pytest.param(
+        'cuda',
+        marks=pytest.mark.skipif(
+            not torch.cuda.is_available(), reason='needs CUDA')),
+]
+
 TINY_MODEL = osp.join(REPO, 'configs/_base_/models/deeplabv3plus_r18-tiny.py')
 TINY_META_MODEL = osp.join(
     REPO, 'configs/_base_/models/deeplabv3plus_r18-tiny_meta.py')

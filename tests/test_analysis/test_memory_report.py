@@ -22,7 +22,7 @@ from mmseg_ecotta.models.lean_backward import LeanConv2d
 from mmseg_ecotta.models.norm import NORM_MODES, TTABatchNorm2d
 from mmseg_ecotta.registry import TTA_METHODS
 from mmseg_ecotta.tta import build_tta_method
-from ..conftest import REPO, TINY_META_MODEL, build_model
+from ..conftest import DEVICES, REPO, TINY_META_MODEL, build_model
 
 SYNTHETIC_DIR = osp.join(REPO, 'configs/tta/synthetic')
 ECOTTA_CFG = osp.join(
@@ -35,14 +35,6 @@ SYNTHETIC = [ECOTTA_CFG, TENT_CFG] + [
     osp.join(SYNTHETIC_DIR,
              f'{name}_deeplabv3plus_r18-tiny_synthetic-stream.py')
     for name in ('source', 'bn_adapt')
-]
-
-DEVICES = [
-    'cpu',
-    pytest.param(
-        'cuda',
-        marks=pytest.mark.skipif(
-            not torch.cuda.is_available(), reason='needs CUDA')),
 ]
 
 

@@ -19,14 +19,7 @@ from mmseg_ecotta.models.lean_backward import (LeanConv2d, LeanMaxPool2d,
                                                undo_lean, unpack_bits)
 from mmseg_ecotta.models.memory_probe import (profile_saved_tensors,
                                               saved_tensor_bytes)
-
-DEVICES = [
-    'cpu',
-    pytest.param(
-        'cuda',
-        marks=pytest.mark.skipif(
-            not torch.cuda.is_available(), reason='needs CUDA')),
-]
+from ..conftest import DEVICES
 
 
 def _freeze(module: nn.Module) -> None:
