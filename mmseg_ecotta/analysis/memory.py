@@ -331,15 +331,21 @@ def default_variants(
     ]
 
 
-def _build_model(config: str) -> nn.Module:
+def _build_model(config: str,
+                 frozen_norm_mode: Optional[str] = None) -> nn.Module:
     """The config's model with random weights, in eval mode.
+
+    ``frozen_norm_mode``, when given, overrides the (meta) model's.
 
     ``init_weights`` is skipped on purpose: memory and time do not depend
     on the values, and PyTorch's default initialisation is random enough
     to keep every activation finite.
     """
     init_default_scope('mmseg')
-    model = MODELS.build(Config.fromfile(config).model)
+    model_cfg = Config.fromfile(config).model
+    if frozen_norm_mode is not None:
+        model_cfg.frozen_norm_mode = frozen_norm_mode
+    model = MODELS.build(model_cfg)
     # As mmengine's TestLoop leaves it (dropout off).
     return model.eval()
 
@@ -421,8 +427,11 @@ def measure_variant(variant: MemoryVariant,
         torch.cuda.empty_cache()
         # Peaks are taken above this, so leftovers do not count.
         base = torch.cuda.memory_allocated(dev)
-    model = _build_model(variant.config).to(dev)
-    method = build_tta_method(copy.deepcopy(variant.method), model)
+    method_cfg = copy.deepcopy(variant.method)
+    # EcoTTA's frozen-BN variants are a model setting.
+    model = _build_model(variant.config,
+                         method_cfg.pop('frozen_norm_mode', None)).to(dev)
+    method = build_tta_method(method_cfg, model)
     # A fresh recording: the base records the first adaptation step.
     method.measure_memory = True
     method.saved_tensors = None

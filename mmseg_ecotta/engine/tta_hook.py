@@ -269,6 +269,7 @@ class TestTimeAdaptationHook(Hook):
         data = dict(
             method=type(self.method).__name__,
             method_cfg=self.method_cfg,
+            method_settings=self.method.settings(),
             episodic=self.episodic,
             complete=complete,
             config=runner.cfg.filename,

@@ -110,6 +110,14 @@ class TTAMethod:
             f'{type(self).__name__} trains parameters but defines no loss')
 
     # --- shared machinery ----------------------------------------------
+    def settings(self) -> Dict[str, Any]:
+        """Effective settings worth recording with the results.
+
+        Values that come from somewhere other than the method config
+        (e.g. the model) belong here, so ``tta_results.json`` says what ran.
+        """
+        return {}
+
     @property
     def num_trainable_params(self) -> int:
         """Number of parameter elements the optimizer updates."""

@@ -6,7 +6,7 @@ Self-distilled Regularization, CVPR 2023 (https://arxiv.org/abs/2303.01904)
 import torch.nn as nn
 from torch import Tensor
 
-from ..models.norm import check_norm_mode, convert_batchnorms
+from ..models.norm import convert_batchnorms
 from ..models.segmentors import is_meta_name
 from ..registry import TTA_METHODS
 from .base import NamedParams, TTAMethod
@@ -26,17 +26,15 @@ class EcoTTA(TTAMethod):
     ``E0 = e0_factor * ln C``. One forward: the frozen partition outputs the
     regulariser needs come out of the same pass.
 
+    How the frozen network's BN layers normalise is the model's
+    ``frozen_norm_mode`` (:class:`MetaEncoderDecoder`), set in the model
+    config, never here: ``'source'`` (stored statistics, exact gradient),
+    ``'batch'`` (test-batch statistics, exact gradient, one activation kept
+    per BN) or ``'batch_const'`` (test-batch statistics held constant in
+    the backward: nothing kept).
+
     Args:
         model (nn.Module): A :class:`MetaEncoderDecoder`.
-        frozen_norm_mode (str): How the frozen network's BN layers
-            normalise while adapting: ``'source'`` (stored statistics,
-            exact gradient), ``'batch'`` (test-batch statistics, exact
-            gradient, one activation kept per BN) or ``'batch_const'``
-            (test-batch statistics held constant in the backward: nothing
-            kept). Defaults to ``'batch_const'``, chosen on a held-out
-            synthetic stream (seed 1; README, "EcoTTA's frozen BN layers"):
-            it recovers most of what batch statistics gain over source
-            statistics while keeping the backward activation-free.
         reg_weight (float): lambda of the regulariser. Defaults to 0.25
             (public reimplementations; the paper's value is not public).
         e0_factor (float): ``E0 = e0_factor * ln C``. Defaults to 0.4
@@ -50,29 +48,46 @@ class EcoTTA(TTAMethod):
 
     def __init__(self,
                  model: nn.Module,
-                 frozen_norm_mode: str = 'batch_const',
                  reg_weight: float = 0.25,
                  e0_factor: float = 0.4,
                  optimizer: dict = ECOTTA_OPTIMIZER,
                  lean_backward: bool = True,
                  **kwargs) -> None:
+        if 'frozen_norm_mode' in kwargs:
+            raise TypeError(
+                'EcoTTA takes frozen_norm_mode from the model: set '
+                f'model.frozen_norm_mode={kwargs["frozen_norm_mode"]!r} in '
+                'the config (or --cfg-options model.frozen_norm_mode=...) '
+                'instead of custom_hooks.0.method.frozen_norm_mode')
         if not hasattr(getattr(model, 'backbone', None), 'meta_nets'):
             raise TypeError(
                 'EcoTTA needs meta networks: use a config whose model is '
                 "MetaEncoderDecoder with backbone type 'MetaResNetV1c' and a "
                 'warmed-up checkpoint (configs/warmup/)')
-        self.frozen_norm_mode = check_norm_mode(frozen_norm_mode)
         self.reg_weight = reg_weight
         self.threshold = entropy_threshold(model.num_classes, e0_factor)
         super().__init__(
             model, optimizer=optimizer, lean_backward=lean_backward, **kwargs)
         model.backbone.record_partition_outputs = True
 
+    @property
+    def frozen_norm_mode(self) -> str:
+        """How the frozen BN layers normalise: the model's setting."""
+        return self.model.frozen_norm_mode
+
+    def settings(self) -> dict:
+        """The frozen BN mode (from the model) and the loss constants."""
+        return dict(
+            frozen_norm_mode=self.frozen_norm_mode,
+            reg_weight=self.reg_weight,
+            entropy_threshold=self.threshold)
+
     def configure_norms(self, model: nn.Module) -> None:
-        """Meta BNs use batch statistics; frozen BNs follow the switch."""
-        convert_batchnorms(model, self.frozen_norm_mode, skip=is_meta_name)
-        convert_batchnorms(model.backbone.meta_nets,
-                           'batch')  # the meta networks' BNs
+        """Meta BNs use batch statistics; frozen BNs stay as the model says.
+
+        (:class:`MetaEncoderDecoder` converted them at construction.)
+        """
+        convert_batchnorms(model.backbone.meta_nets, 'batch')
 
     def collect_params(self, model: nn.Module) -> NamedParams:
         """Meta-network parameters only; the original network is frozen."""

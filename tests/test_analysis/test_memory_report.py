@@ -189,10 +189,9 @@ def _randomise_norms(model: nn.Module) -> None:
             m.running_var.uniform_(0.5, 2.0, generator=g)
 
 
-def _ecotta_grads(model: nn.Module, mode: str, lean: bool,
+def _ecotta_grads(model: nn.Module, lean: bool,
                   x: Tensor) -> Dict[str, Tensor]:
-    method = build_tta_method(
-        dict(type='EcoTTA', frozen_norm_mode=mode, lean_backward=lean), model)
+    method = build_tta_method(dict(type='EcoTTA', lean_backward=lean), model)
     convs = [m for m in model.modules() if isinstance(m, LeanConv2d)]
     assert bool(convs) == lean  # the lean path is on by the keyword alone
     # Every pixel counts as confident, so the gradient also crosses the
@@ -213,14 +212,14 @@ def test_ecotta_lean_gradients_match_stock(device: str, mode: str) -> None:
     near zero do not turn float32 summation-order noise into failures.
     """
     torch.manual_seed(0)
-    model = build_model(TINY_META_MODEL)
+    model = build_model(TINY_META_MODEL, frozen_norm_mode=mode)
     _randomise_norms(model)
     model.to(device).eval()
     stock_model = copy.deepcopy(model)
     # Batch 2: the batch modes see real batch statistics.
     x = torch.randn(2, 3, 64, 128, device=device)
-    lean = _ecotta_grads(model, mode, True, x)
-    stock = _ecotta_grads(stock_model, mode, False, x)
+    lean = _ecotta_grads(model, True, x)
+    stock = _ecotta_grads(stock_model, False, x)
     assert lean.keys() == stock.keys() and len(lean) > 0
     for name, grad in stock.items():
         assert grad is not None and lean[name] is not None, name

@@ -190,3 +190,44 @@ def test_corrupted_stream_config_builds(tmp_path):
     assert [b['data_samples'][0].domain
             for b in loader][:4] == ['fog', 'darkness', 'rain', 'snow']
     assert len(loader) == 4 * 10
+
+
+def test_library_backend_is_imagenet_c_and_restores_numpy_state(image):
+    """Fog/frost come from imagecorruptions; its global draws are sealed."""
+    from imagecorruptions import corrupt as library
+    rgb = np.ascontiguousarray(image[..., ::-1])
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    out = corrupt(image, 'frost')
+    np.testing.assert_array_equal(np.random.get_state()[1], before)
+    transform = WeatherCorruption('frost', 3, 0)
+    np.random.seed(
+        transform.image_seed(
+            dict(
+                img=image,
+                img_path='city/aachen_000000_000019_leftImg8bit.png')))
+    expected = np.clip(
+        np.round(library(rgb, corruption_name='frost', severity=3)), 0, 255)
+    np.testing.assert_array_equal(out[..., ::-1], expected.astype(np.uint8))
+    builtin = WeatherCorruption('frost', 3, 0, backend='builtin')
+    results = dict(img=image.copy(), img_path='a/x.png')
+    assert change(builtin(results)['img'], corrupt(image, 'frost')) > 1
+
+
+def test_own_corruptions_are_the_same_in_both_backends(image):
+    for name in ('darkness', 'rain'):
+        results = [
+            WeatherCorruption(name, 3, 0, backend=backend)(dict(
+                img=image.copy(), img_path='a/x.png'))['img']
+            for backend in ('imagecorruptions', 'builtin')
+        ]
+        np.testing.assert_array_equal(*results)
+
+
+def test_backend_errors_name_the_value_and_the_choices():
+    with pytest.raises(ValueError, match="'skimage'.*imagecorruptions"):
+        WeatherCorruption('fog', backend='skimage')
+    # ImageNet-C's other corruptions exist only in the library.
+    WeatherCorruption('spatter')
+    with pytest.raises(ValueError, match="'spatter' for backend 'builtin'"):
+        WeatherCorruption('spatter', backend='builtin')

@@ -8,5 +8,5 @@ custom_hooks = [
 # configs/warmup/warmup_deeplabv3plus_r50-d8_meta-k5_cityscapes-512x1024.py
 model = dict(
     type='MetaEncoderDecoder',
-    frozen_norm_mode='source',
+    frozen_norm_mode='batch_const',
     backbone=dict(type='MetaResNetV1c', partitions=5, meta_kernel_size=3))

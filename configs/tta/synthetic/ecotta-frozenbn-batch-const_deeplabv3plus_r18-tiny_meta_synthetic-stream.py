@@ -2,8 +2,4 @@
 # statistics (see mmseg_ecotta/models/norm.py): one of the three options
 # compared to choose EcoTTA's default.
 _base_ = './ecotta_deeplabv3plus_r18-tiny_meta_synthetic-stream.py'
-custom_hooks = [
-    dict(
-        type='TestTimeAdaptationHook',
-        method=dict(type='EcoTTA', frozen_norm_mode='batch_const'))
-]
+model = dict(frozen_norm_mode='batch_const')

@@ -7,3 +7,6 @@ _base_ = [
 custom_hooks = [
     dict(type='TestTimeAdaptationHook', method=dict(type='EcoTTA'))
 ]
+# How the frozen BN layers normalise while adapting (the model owns it;
+# the warm-up config sets its own): see README, "EcoTTA's frozen BN layers".
+model = dict(frozen_norm_mode='batch_const')

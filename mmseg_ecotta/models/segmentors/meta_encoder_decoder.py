@@ -4,8 +4,11 @@ from typing import Optional
 import torch.nn as nn
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
+from mmseg.utils import SampleList
+from torch import Tensor
 
 from ..norm import check_norm_mode, convert_batchnorms
+from ..self_distillation import self_distillation_loss
 
 META_PREFIX = 'meta_nets.'
 
@@ -43,15 +46,29 @@ class MetaEncoderDecoder(EncoderDecoder):
     adaptation). Keys are those of ``EncoderDecoder``, so stock mmseg
     checkpoints load.
 
+    The model is the one owner of how its frozen BN layers normalise, in
+    warm-up, plain inference and test-time adaptation alike (the EcoTTA
+    method reads ``frozen_norm_mode`` from here), so the config a user
+    reads is what runs.
+
     Args:
         frozen_norm_mode (str): How the frozen network's BN layers
-            (backbone and heads) normalise; see
-            :mod:`mmseg_ecotta.models.norm`. Defaults to ``'source'``.
+            (backbone and heads) normalise: ``'source'`` (stored
+            statistics), ``'batch'`` or ``'batch_const'`` (the input
+            batch's statistics; see :mod:`mmseg_ecotta.models.norm`).
+            Defaults to ``'source'``.
+        self_distill_weight (float): Weight of EcoTTA's self-distilled
+            regulariser in the training (warm-up) loss, added as
+            ``loss_self_distill``: the paper warms the meta networks up
+            with cross-entropy plus this term, which keeps each
+            partition's adapted output near the frozen one. Defaults to 0
+            (cross-entropy only).
         **kwargs: Passed to :class:`EncoderDecoder`.
     """
 
     def __init__(self,
                  frozen_norm_mode: str = 'source',
+                 self_distill_weight: float = 0.0,
                  init_cfg: Optional[dict] = None,
                  **kwargs) -> None:
         super().__init__(init_cfg=init_cfg, **kwargs)
@@ -60,5 +77,28 @@ class MetaEncoderDecoder(EncoderDecoder):
                 f'MetaEncoderDecoder needs a meta backbone, got '
                 f'{type(self.backbone).__name__}: set model.backbone.type to '
                 "'MetaResNetV1c' (or MetaResNet/MetaResNetV1d)")
+        if self_distill_weight < 0:
+            raise ValueError(f'self_distill_weight={self_distill_weight} '
+                             'must be >= 0 (0 turns the term off)')
         self.frozen_norm_mode = check_norm_mode(frozen_norm_mode)
+        self.self_distill_weight = self_distill_weight
         freeze_original_network(self, frozen_norm_mode)
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """mmseg's training losses plus the weighted self-distillation.
+
+        The frozen partition outputs come out of the same forward.
+        """
+        if not self.self_distill_weight:
+            return super().loss(inputs, data_samples)
+        backbone = self.backbone
+        recording = backbone.record_partition_outputs
+        backbone.record_partition_outputs = True
+        try:
+            losses = super().loss(inputs, data_samples)
+        finally:
+            backbone.record_partition_outputs = recording
+        losses['loss_self_distill'] = (
+            self.self_distill_weight *
+            self_distillation_loss(backbone.pop_partition_outputs()))
+        return losses

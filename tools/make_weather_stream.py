@@ -1,0 +1,40 @@
+"""Corrupt held-out frames into an ACDC-layout weather stream.
+
+The real-image dev benchmark (data/README.md) is CamVid's val frames
+(selection) and test frames (reporting), corrupted at severities 3 and 5::
+
+    python tools/make_weather_stream.py data/camvid --split val test \\
+        --severity 3 --out data/camvid_weather_s3
+"""
+import argparse
+import os.path as osp
+import sys
+
+_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from mmseg_ecotta.datasets.corrupted_stream import (  # noqa: E402
+    ACDC_STAND_INS, write_corrupted_stream)
+
+
+def main() -> None:
+    """Write one ACDC-layout stream per split given."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('city_root', help='Cityscapes-layout dataset root')
+    parser.add_argument('--split', nargs='+', default=['val', 'test'])
+    parser.add_argument('--severity', type=int, default=3)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--out', required=True, help='stream root')
+    args = parser.parse_args()
+    for split in args.split:
+        counts = write_corrupted_stream(
+            args.city_root, split, args.out, args.severity, seed=args.seed)
+        print(f'{split}: {counts} frames (' +
+              ', '.join(f'{k}={v}'
+                        for k, v in ACDC_STAND_INS.items()) + ') -> '
+              f'{args.out}')
+
+
+if __name__ == '__main__':
+    main()
