@@ -5,16 +5,12 @@
 # CamVid's 367 train frames at 240x320:
 #   python tools/train.py THIS_CONFIG --work-dir work_dirs/camvid_source
 _base_ = [
-    '../_base_/models/deeplabv3plus_r18-tiny.py',
+    '../_base_/models/deeplabv3plus_r18-tiny_camvid.py',
     '../_base_/datasets/camvid_cityscapes-layout.py',
     '../_base_/schedules/synthetic_3k.py', 'mmseg::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmseg_ecotta'], allow_failed_imports=False)
 env_cfg = dict(cudnn_benchmark=False)
-model = dict(
-    data_preprocessor=dict(size=(192, 256)),
-    # ASPP rates scaled to the 30x40 feature map of a 240x320 frame.
-    decode_head=dict(dilations=(1, 4, 8, 12)))
 max_iters = 1500
 param_scheduler = [
     dict(

@@ -231,3 +231,9 @@ def test_backend_errors_name_the_value_and_the_choices():
     WeatherCorruption('spatter')
     with pytest.raises(ValueError, match="'spatter' for backend 'builtin'"):
         WeatherCorruption('spatter', backend='builtin')
+
+
+def test_library_backend_refuses_tiny_images_with_the_fix():
+    tiny = np.zeros((16, 40, 3), np.uint8)
+    with pytest.raises(ValueError, match="16x40.*backend='builtin'"):
+        WeatherCorruption('fog')(dict(img=tiny, img_path='a.png'))

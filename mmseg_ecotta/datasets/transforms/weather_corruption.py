@@ -51,6 +51,11 @@ def library_corrupt(rgb: np.ndarray, corruption: str, severity: int,
     only on the image, corruption, severity and seed.
     """
     from imagecorruptions import corrupt
+    if min(rgb.shape[:2]) < 32:
+        raise ValueError(
+            f'imagecorruptions needs images of at least 32x32 pixels, got '
+            f'{rgb.shape[0]}x{rgb.shape[1]}; corrupt before resizing down, '
+            f'or use backend=\'builtin\'')
     state = np.random.get_state()
     np.random.seed(seed)
     try:
