@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SRC := mmseg_ecotta tools tests configs
 
-.PHONY: demo test lint format checkpoints
+.PHONY: demo test lint format checkpoints dev-checkpoints dev-benchmark
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,3 +42,19 @@ checkpoints: $(VENV)/.installed
 	$(PY) tools/train.py $(WARMUP_CFG) --work-dir work_dirs/tiny_warmup
 	$(PY) tools/publish_checkpoint.py work_dirs/tiny_warmup/iter_1500.pth \
 		data/checkpoints/deeplabv3plus_r18-tiny_meta_synthetic-warmup.pth
+
+## dev-checkpoints: regenerate the shipped CamVid source + warm-up checkpoints
+## (needs data/camvid: data/README.md, "The real-image dev benchmark")
+DEV_SOURCE_CFG := configs/source/deeplabv3plus_r18-tiny_1xb8-1500_camvid-240x320.py
+DEV_WARMUP_CFG := configs/warmup/warmup_deeplabv3plus_r18-tiny_meta_camvid.py
+dev-checkpoints: $(VENV)/.installed
+	$(PY) tools/train.py $(DEV_SOURCE_CFG) --work-dir work_dirs/camvid_source
+	$(PY) tools/publish_checkpoint.py work_dirs/camvid_source/iter_1500.pth \
+		data/checkpoints/deeplabv3plus_r18-tiny_camvid-source.pth
+	$(PY) tools/train.py $(DEV_WARMUP_CFG) --work-dir work_dirs/camvid_warmup
+	$(PY) tools/publish_checkpoint.py work_dirs/camvid_warmup/iter_300.pth \
+		data/checkpoints/deeplabv3plus_r18-tiny_camvid-meta-warmup.pth
+
+## dev-benchmark: every method on the real-image dev benchmark (test, s3)
+dev-benchmark: $(VENV)/.installed
+	$(PY) tools/run_dev_benchmark.py --ablation
