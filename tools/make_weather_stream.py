@@ -26,10 +26,17 @@ def main() -> None:
     parser.add_argument('--severity', type=int, default=3)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', required=True, help='stream root')
+    parser.add_argument(
+        '--clear',
+        action='store_true',
+        help='also write every frame unchanged as condition "clear"')
     args = parser.parse_args()
     for split in args.split:
         counts = write_corrupted_stream(
             args.city_root, split, args.out, args.severity, seed=args.seed)
+        if args.clear:
+            write_corrupted_stream(args.city_root, split, args.out,
+                                   args.severity, dict(clear=None))
         print(f'{split}: {counts} frames (' +
               ', '.join(f'{k}={v}'
                         for k, v in ACDC_STAND_INS.items()) + ') -> '

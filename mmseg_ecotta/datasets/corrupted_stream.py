@@ -16,7 +16,7 @@ import glob
 import os
 import os.path as osp
 import shutil
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 
@@ -44,8 +44,9 @@ def write_corrupted_stream(
         split (str): Split to read, e.g. ``'test'``.
         out (str): Output root of the stream.
         severity (int): Corruption severity, 1..5.
-        conditions (dict): Condition folder -> corruption name, in stream
-            order. Default: ``ACDC_STAND_INS``.
+        conditions (dict): Condition folder -> corruption name (None: the
+            frames unchanged, e.g. a ``clear`` reference), in stream order.
+            Default: ``ACDC_STAND_INS``.
         out_split (str, optional): Split folder to write. Default: ``split``.
         seed (int): Corruption seed (combined with each file name).
         backend (str): ``WeatherCorruption`` backend.
@@ -59,7 +60,7 @@ def write_corrupted_stream(
     frames = _frames(city_root, split)
     transforms = {
         name: WeatherCorruption(corruption, severity, seed, backend)
-        for name, corruption in conditions.items()
+        for name, corruption in conditions.items() if corruption is not None
     }
     counts = {name: 0 for name in conditions}
     names = list(conditions)
@@ -71,7 +72,8 @@ def write_corrupted_stream(
         img = cv2.imread(img_path, cv2.IMREAD_COLOR)
         if img is None:
             raise ValueError(f'{img_path} is not a readable image')
-        img = transforms[name](dict(img=img, img_path=img_path))['img']
+        if name in transforms:
+            img = transforms[name](dict(img=img, img_path=img_path))['img']
         img_out = osp.join(out, 'rgb_anon', rel, f'{stem}_rgb_anon.png')
         gt_out = osp.join(out, 'gt', rel, f'{stem}_gt_labelTrainIds.png')
         for path in (img_out, gt_out):
