@@ -81,9 +81,8 @@ def _history_buffer_statistic(owner: Any, name: str) -> Callable:
     if owner is HistoryBuffer and name in HISTORY_BUFFER_STATISTICS:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
-        'GLOBAL builtins.getattr is only admitted for the HistoryBuffer '
-        f'statistics {HISTORY_BUFFER_STATISTICS}, not getattr({owner!r}, '
-        f'{name!r})')
+        f'getattr({owner!r}, {name!r}) (getattr is admitted for the '
+        f'HistoryBuffer statistics {HISTORY_BUFFER_STATISTICS} only)')
 
 
 def checkpoint_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
@@ -123,11 +122,11 @@ def checkpoint_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
 
 
 def refused_global(error: Exception) -> str:
-    """The first global torch's safe unpickler refused, from its message.
+    """What torch's safe unpickler refused first, from its message.
 
     Returns:
-        str: e.g. ``'posix.system'``, or torch's reason when it refused
-        something other than a global.
+        str: The global, e.g. ``'posix.system'``, or torch's reason when
+        it refused something other than a global.
     """
     message = str(error)
     found = re.search(r'GLOBAL ([\w.]+)', message)
@@ -135,9 +134,12 @@ def refused_global(error: Exception) -> str:
         name = found.group(1)
         # torch drops the ``builtins.`` prefix from the names it reports.
         return name if '.' in name else f'builtins.{name}'
+    reason = message.split('WeightsUnpickler error:')[-1]
+    boilerplate = ('Weights only load failed', 'Please file an issue',
+                   'Check the documentation')
     lines = [
-        line.strip() for line in message.splitlines() if line.strip()
-        and not line.startswith(('Weights only load failed', 'Check the'))
+        line.strip() for line in reason.splitlines()
+        if line.strip() and not line.startswith(boilerplate)
     ]
     return lines[0] if lines else message
 

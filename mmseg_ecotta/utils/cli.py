@@ -16,8 +16,11 @@ def add_unsafe_load_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def add_runner_args(parser: argparse.ArgumentParser) -> None:
-    """Add ``--cfg-options``, ``--launcher``, ``--local-rank`` and
-    ``--unsafe-load``."""
+    """Add the runner tools' shared arguments.
+
+    ``--cfg-options``, ``--launcher``, ``--local-rank`` and
+    ``--unsafe-load`` (:func:`add_unsafe_load_arg`).
+    """
     parser.add_argument(
         '--cfg-options',
         nargs='+',

@@ -83,8 +83,8 @@ def load_config(path: str,
         raise ValueError(f'unsafe_load={cfg.unsafe_load!r} in {path}: give '
                          'True or False (the default)')
     if cfg.get('unsafe_load', False):
-        allow_unsafe_load('--unsafe-load' if unsafe_load else
-                          f'unsafe_load = True in {path}')
+        allow_unsafe_load('--unsafe-load'
+                          if unsafe_load else f'unsafe_load = True in {path}')
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
