@@ -15,9 +15,11 @@ in a shared work dir can run a shell command. The trust model:
 - **Anything else** raises :class:`UnsafeFileError`, naming the file, the
   first global torch refused and the opt-in.
 - **The opt-in** (``--unsafe-load`` on the tools, ``unsafe_load = True`` in
-  a config) makes this process unpickle every file in full, as torch did
-  before 2.6: for files one trusts. It is logged as a warning when enabled
-  and at every file loaded that way.
+  a config, read by the tools' ``load_config`` and, for mmseg's own
+  ``tools/test.py``, by ``TestTimeAdaptationHook``) makes this process
+  unpickle every file in full, as torch did before 2.6: for files one
+  trusts. It is logged as a warning when enabled and at every file loaded
+  that way.
 
 What we write goes through :func:`save_plain`, which refuses anything but
 plain data, so our own files never need the allow-list.

@@ -90,7 +90,9 @@ def test_shipped_checkpoints_are_plain_data(path):
     assert len(SHIPPED) == 2
     # No allow-list needed at all: torch's own safe unpickler reads them.
     assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
-    assert 'state_dict' in torch.load(path, weights_only=True)
+    ckpt = torch.load(path, weights_only=True)
+    check_plain(ckpt)  # what they hold is plain data throughout
+    assert set(ckpt) == {'state_dict', 'meta'}
 
 
 @pytest.mark.parametrize('serialization', ['zip', 'legacy'])

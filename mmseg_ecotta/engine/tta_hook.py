@@ -14,6 +14,7 @@ from ..evaluation import (ContinualIoUMetric, format_class_table,
                           format_round_table, write_json_atomic)
 from ..models.memory_probe import SavedTensorReport
 from ..models.segmentors import is_meta_name
+from ..safe_load import allow_unsafe_load
 from ..tta import build_tta_method
 from .adaptation_state import (STATE_FILE, STATE_VERSION, capture_rng_state,
                                dataloader_from, load_state, metric_results,
@@ -110,6 +111,13 @@ class TestTimeAdaptationHook(Hook):
         self._rng: Optional[dict] = None
 
     # --- set-up ---------------------------------------------------------
+    def before_run(self, runner) -> None:
+        # The opt-in of mmseg_ecotta.safe_load for mmseg's own tools/test.py,
+        # which does not read it: runner.test() loads load_from after this.
+        if runner.cfg.get('unsafe_load', False) is True:
+            allow_unsafe_load(
+                f'unsafe_load = True in {runner.cfg.filename or "the config"}')
+
     def before_test(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from mmseg_ecotta.engine.adaptation_state import (
-    STATE_FILE, STATE_VERSION, capture_rng_state, load_state, metric_results,
-    remove_stale_temporaries, restore_metric_results, restore_rng_state,
-    save_state_atomic)
+from mmseg_ecotta.engine import adaptation_state as state_io
+from mmseg_ecotta.engine.adaptation_state import (STATE_FILE, STATE_VERSION,
+                                                  load_state,
+                                                  save_state_atomic)
 from mmseg_ecotta.evaluation import ContinualIoUMetric
 from ..conftest import (REPO, TINY_META_MODEL, TINY_MODEL, ShellPayload,
                         assert_refused_before_running, build_model)
@@ -226,7 +226,8 @@ def test_stale_temporaries_of_our_naming_are_removed(tmp_path):
     kept = [tmp_path / '.other.pth.x0.tmp', tmp_path / f'{STATE_FILE}.tmp']
     for f in stale + kept:
         f.write_bytes(b'')
-    assert sorted(remove_stale_temporaries(path)) == sorted(map(str, stale))
+    assert sorted(state_io.remove_stale_temporaries(path)) == sorted(
+        map(str, stale))
     assert sorted(os.listdir(tmp_path)) == sorted([STATE_FILE] +
                                                   [f.name for f in kept])
 
@@ -245,19 +246,19 @@ def test_state_round_trips_as_plain_data(tmp_path):
         dict(
             version=STATE_VERSION,
             fingerprint=fingerprint,
-            rng=capture_rng_state(),
-            metric_results=metric_results([metric])), path)
+            rng=state_io.capture_rng_state(),
+            metric_results=state_io.metric_results([metric])), path)
     assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
     expected = (np.random.normal(), np.random.randint(1 << 30),
                 random.random(), torch.rand(3))
     state = load_state(path, fingerprint)
-    restore_rng_state(state['rng'])
+    state_io.restore_rng_state(state['rng'])
     got = (np.random.normal(), np.random.randint(1 << 30), random.random(),
            torch.rand(3))
     assert got[:3] == expected[:3] and torch.equal(got[3], expected[3])
     saved = metric.results
     metric.results = []
-    restore_metric_results([metric], state['metric_results'])
+    state_io.restore_metric_results([metric], state['metric_results'])
     for (r, d, areas), (r0, d0, areas0) in zip(metric.results, saved):
         assert (r, d) == (r0, d0) and areas.dtype == areas0.dtype
         assert np.array_equal(areas, areas0)
