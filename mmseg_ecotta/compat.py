@@ -1,9 +1,10 @@
 """Compatibility shims for the pinned OpenMMLab stack.
 
 Three known breakages of torch 2.13 + mmengine 0.10.7 + mmsegmentation 1.2.2
-(+ mmcv-lite 2.1.0) are handled here, each activated only when the
-breakage is actually present, so the same code runs unchanged on the full,
-compiled mmcv and on older torch/setuptools:
+(+ mmcv-lite 2.1.0) are handled here. The first two are activated only when
+the breakage is actually present, so the same code runs unchanged on the
+full, compiled mmcv and on older setuptools; the third is always on, since
+it is also how the plugin decides what a checkpoint may contain:
 
 1. ``mmcv.ops`` on mmcv-lite: mmseg imports ``mmcv.ops`` at module level in
    four modules (e.g. ``mmseg/utils/mask_classification.py``), so
@@ -19,9 +20,14 @@ compiled mmcv and on older torch/setuptools:
 3. torch >= 2.6 loads checkpoints with ``weights_only=True`` by default and
    mmengine 0.10.7 does not pass the argument, so checkpoints written by
    mmengine's own runner (which pickle a ``HistoryBuffer`` and numpy
-   arrays in their ``meta``) fail to load. We register a local-file
-   loader for mmengine that passes ``weights_only=False`` explicitly, as
-   mmengine behaved before torch 2.6; ``torch.load`` itself is untouched.
+   values) fail to load. We register a local-file loader for mmengine
+   that stays safe, ``weights_only=True``, and admits exactly those types
+   (:func:`mmseg_ecotta.safe_load.checkpoint_globals`); anything else is
+   refused before it runs, unless the user opted in to full unpickling
+   (``--unsafe-load``, ``unsafe_load = True``; see
+   :mod:`mmseg_ecotta.safe_load`). Remote schemes (``https://`` ...) keep
+   mmengine's loaders, hence torch's default: safe, without the
+   allow-list. ``torch.load`` itself is untouched.
 
 :func:`apply_all` is idempotent and is run on ``import mmseg_ecotta``.
 """
@@ -97,46 +103,37 @@ def patch_pkg_resources() -> bool:
     return True
 
 
-def torch_load_defaults_to_weights_only() -> bool:
-    """Whether ``torch.load`` without ``weights_only`` is the safe loader."""
-    import torch
-    major, minor = (int(v) for v in torch.__version__.split('.')[:2])
-    return (major, minor) >= (2, 6)
+def load_local_checkpoint(filename: str, map_location: Any) -> Any:
+    """mmengine's local-file loader, safe by default.
 
-
-def load_trusted_local_checkpoint(filename: str, map_location: Any) -> Any:
-    """mmengine's local-file loader, as it behaved on torch < 2.6.
-
-    mmengine's runner pickles a ``HistoryBuffer`` (with bound methods, so
-    ``getattr``) and numpy arrays into every checkpoint's ``meta``; no
-    allow-list short of ``getattr`` itself admits them. We therefore pass
-    ``weights_only=False`` explicitly, for mmengine's checkpoint loader
-    only: load only checkpoints you trust, exactly as before torch 2.6.
+    Raises:
+        FileNotFoundError: ``filename`` does not exist.
+        mmseg_ecotta.safe_load.UnsafeFileError: The checkpoint pickles
+            more than :func:`~mmseg_ecotta.safe_load.checkpoint_globals`
+            admits and the user did not opt in.
     """
-    import torch
+    from .safe_load import load_checkpoint_file
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(
             f'checkpoint {filename!r} does not exist: check the path '
             '(CHECKPOINT argument or load_from in the config)')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    return load_checkpoint_file(filename, map_location)
 
 
 def patch_torch_load() -> bool:
-    """Let mmengine load its own checkpoints on torch >= 2.6.
+    """Make mmengine load local checkpoints safely, its own included.
 
     Uses mmengine's public ``CheckpointLoader.register_scheme`` extension
     point to replace the loader of local paths; remote schemes are
     untouched.
 
     Returns:
-        bool: Whether the loader was replaced.
+        bool: Whether the loader was replaced (always).
     """
-    if not torch_load_defaults_to_weights_only():
-        return False
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(
-        prefixes='', loader=load_trusted_local_checkpoint, force=True)
+        prefixes='', loader=load_local_checkpoint, force=True)
     return True
 
 

@@ -1,6 +1,8 @@
 """Shared fixtures: tiny models and data folders in the real layouts."""
+import os
 import os.path as osp
-from typing import Dict
+import shlex
+from typing import Callable, Dict
 
 import cv2
 import numpy as np
@@ -11,6 +13,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmseg_ecotta  # noqa: F401  (shims and registration first)
+from mmseg_ecotta import safe_load
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Parametrize device-dependent tests with this; CUDA runs where available.
@@ -125,3 +128,46 @@ def tiny_checkpoint(tmp_path) -> str:
     path = str(tmp_path / 'tiny_random.pth')
     torch.save({'state_dict': build_model(TINY_MODEL).state_dict()}, path)
     return path
+
+
+class ShellPayload:
+    """Pickles as a shell command that creates ``marker``: a planted file.
+
+    Unpickling it runs ``touch marker`` (``os.system``), as the checkpoint
+    of issue 14 did; the marker shows whether any of it ran.
+    """
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {shlex.quote(self.marker)}', )
+
+
+# How torch names ``os.system`` in a pickle (``posix.system`` on Linux).
+SHELL_GLOBAL = f'{os.system.__module__}.system'
+
+
+def assert_refused_before_running(load: Callable[[], object], file: str,
+                                  marker: str) -> None:
+    """``load()`` raises the clear error and the payload never ran."""
+    with pytest.raises(safe_load.UnsafeFileError) as info:
+        load()
+    message = str(info.value)
+    assert repr(file) in message
+    assert SHELL_GLOBAL in message
+    assert '--unsafe-load' in message and 'unsafe_load = True' in message
+    assert not osp.exists(marker)
+
+
+@pytest.fixture
+def unsafe_load(monkeypatch) -> list:
+    """Opt in to full unpickling for one test; collects the warnings."""
+    warnings = []
+    monkeypatch.setattr(safe_load, '_unsafe_load_source', None)
+    monkeypatch.setattr(
+        safe_load,
+        'print_log',
+        lambda message, logger=None, level=None: warnings.append(message))
+    safe_load.allow_unsafe_load('--unsafe-load')
+    return warnings

@@ -46,21 +46,29 @@ def test_pkg_resources_shim_only_when_missing():
         real is None or real.name == 'mmseg_ecotta._pkg_resources')
 
 
-def test_runner_checkpoint_with_message_hub_loads(tmp_path):
-    """mmengine pickles a HistoryBuffer into every checkpoint's meta."""
+def test_runner_checkpoint_with_message_hub_loads_safely(tmp_path):
+    """mmengine pickles a HistoryBuffer per logged scalar, numpy scalars."""
+    from collections import OrderedDict
+
     import numpy as np
     from mmengine.logging import HistoryBuffer
     from mmengine.runner import load_checkpoint
     buffer = HistoryBuffer()
     buffer.update(np.float64(1.5))
+    buffer.update(2.5)
     path = str(tmp_path / 'iter_1.pth')
     model = torch.nn.Conv2d(1, 1, 1)
     torch.save(
         dict(
-            meta=dict(message_hub=dict(log_scalars={'loss': buffer})),
+            meta=dict(iter=1, seed=0),
+            message_hub=dict(
+                log_scalars=OrderedDict(loss=buffer),
+                runtime_info=OrderedDict(eta=np.float64(3.0))),
             state_dict=model.state_dict()), path)
     ckpt = load_checkpoint(model, path, map_location='cpu')
-    assert ckpt['meta']['message_hub']['log_scalars']['loss'].current() == 1.5
+    hub = ckpt['message_hub']
+    assert hub['log_scalars']['loss'].statistics('mean') == 2.0
+    assert hub['runtime_info']['eta'] == 3.0
 
 
 def test_missing_checkpoint_names_the_path(tmp_path):

@@ -7,6 +7,7 @@ domain over the stream) and ``comparison_memory.png`` (memory vs. mIoU).
 
     python tools/compare.py CONFIG [CONFIG ...] --checkpoint CKPT [CKPT ...]
         --work-dir DIR [--rounds N] [--cfg-options k=v ...] [--gpus N]
+        [--unsafe-load]
 """
 import argparse
 import os.path as osp
@@ -16,6 +17,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmseg_ecotta  # noqa: F401  (compat shims + registration)
 from mmseg_ecotta.apis import MethodRun, run_methods
 from mmseg_ecotta.evaluation.comparison import write_comparison_files
+from mmseg_ecotta.utils import add_unsafe_load_arg
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,6 +44,7 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=0,
         help='run up to N methods at once, one per GPU (default: in turn)')
+    add_unsafe_load_arg(parser)
     return parser.parse_args()
 
 
@@ -62,7 +65,9 @@ def main() -> None:
         results = run_methods(
             runs,
             args.work_dir,
-            cfg_options=args.cfg_options,
+            # Each run reads the config key (tools/test_tta.py).
+            cfg_options=args.cfg_options +
+            (['unsafe_load=True'] if args.unsafe_load else []),
             rounds=args.rounds,
             gpus=args.gpus,
             echo=print)

@@ -6,7 +6,7 @@ are clean source images in Cityscapes' layout, no labels are read:
 
     python tools/compute_fisher.py CONFIG CHECKPOINT --out FILE
         [--data-root data/cityscapes/] [--split val] [--num-images 500]
-        [--cfg-options k=v ...]
+        [--cfg-options k=v ...] [--unsafe-load]
 
 e.g. configs/tta/acdc/eata_deeplabv3plus_r50-d8_cityscapes2acdc.py with
 --out data/checkpoints/fisher_deeplabv3plus_r50-d8_cityscapes.pth.
@@ -22,7 +22,7 @@ from mmengine.logging import MMLogger
 
 import mmseg_ecotta  # noqa: F401  (compat shims + registration)
 from mmseg_ecotta.tta.fisher import fisher_from_config, save_fisher
-from mmseg_ecotta.utils import load_config
+from mmseg_ecotta.utils import add_unsafe_load_arg, load_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,6 +46,7 @@ def parse_args() -> argparse.Namespace:
         nargs='+',
         action=DictAction,
         help='override settings in the config, key=value')
+    add_unsafe_load_arg(parser)
     return parser.parse_args()
 
 
@@ -54,7 +55,8 @@ def main() -> None:
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not '
                                 'exist')
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = load_config(
+        args.config, args.cfg_options, unsafe_load=args.unsafe_load)
     result = fisher_from_config(cfg, args.checkpoint, args.data_root,
                                 args.split, args.num_images)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)

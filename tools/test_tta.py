@@ -7,7 +7,7 @@ written to ``WORK_DIR/tta_results.json`` after every domain.
 
     python tools/test_tta.py CONFIG CHECKPOINT [--work-dir DIR]
         [--cfg-options k=v ...] [--show-dir DIR] [--export-adapted]
-        [--resume] [--launcher pytorch]
+        [--resume] [--unsafe-load] [--launcher pytorch]
 
 On a terminal a progress bar shows the ETA and the running mIoU of the
 current domain.
@@ -68,7 +68,8 @@ def main() -> None:
         raise FileNotFoundError(
             f'checkpoint {args.checkpoint!r} does not exist; for the '
             'embedded default see data/checkpoints/ (README)')
-    cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir,
+                      args.unsafe_load)
     hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] == HOOK]
     if not hooks:
         raise ValueError(

@@ -3,6 +3,7 @@
 Mirrors mmseg's ``tools/train.py``: config -> Runner -> train.
 
     python tools/train.py configs/warmup/CONFIG.py [--work-dir DIR]
+        [--resume] [--unsafe-load]
     python -m torch.distributed.launch --nproc_per_node=4 \\
         tools/train.py CONFIG --launcher pytorch
 """
@@ -29,7 +30,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir,
+                      args.unsafe_load)
     cfg.launcher = args.launcher
     cfg.resume = args.resume
     Runner.from_cfg(cfg).train()

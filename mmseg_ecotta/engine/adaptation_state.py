@@ -16,10 +16,15 @@ stream depends on:
 - every metric's accumulated ``results``.
 
 It is written atomically (temp file in the same folder, fsync, rename), so
-a kill at any instant leaves the previous file intact. On resume the test
+a kill at any instant leaves the previous file intact; the temporary file a
+kill leaves behind is removed when the next run starts
+(:func:`remove_stale_temporaries`). It holds plain data only (numpy values
+as tensors), so it loads with torch's safe unpickler: a planted state file
+cannot run code (:mod:`mmseg_ecotta.safe_load`). On resume the test
 loop's dataloader is replaced by one over the same dataset that starts at
 the saved position (:func:`dataloader_from`).
 """
+import glob
 import json
 import os
 import os.path as osp
@@ -31,16 +36,28 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from ..safe_load import load_file, save_plain
+
 STATE_FILE = 'tta_state.pth'
-# Bumped when the layout of the state file changes.
-STATE_VERSION = 1
+# Bumped when the layout of the state file changes (2: plain data only).
+STATE_VERSION = 2
 
 
 def capture_rng_state() -> Dict[str, Any]:
-    """The global RNG states of torch, CUDA, numpy and ``random``."""
+    """The global RNG states of torch, CUDA, numpy and ``random``.
+
+    As plain data: numpy's Mersenne Twister key (uint32) is kept as an
+    int64 tensor, ``random``'s state is a tuple of ints.
+    """
+    name, key, pos, has_gauss, cached_gaussian = np.random.get_state()
     state = dict(
         torch=torch.get_rng_state(),
-        numpy=np.random.get_state(),
+        numpy=dict(
+            name=name,
+            key=torch.from_numpy(key.astype(np.int64)),
+            pos=int(pos),
+            has_gauss=int(has_gauss),
+            cached_gaussian=float(cached_gaussian)),
         python=random.getstate())
     if torch.cuda.is_available():
         state['cuda'] = torch.cuda.get_rng_state_all()
@@ -50,7 +67,10 @@ def capture_rng_state() -> Dict[str, Any]:
 def restore_rng_state(state: Dict[str, Any]) -> None:
     """Set the global RNG states saved by :func:`capture_rng_state`."""
     torch.set_rng_state(state['torch'])
-    np.random.set_state(state['numpy'])
+    numpy = state['numpy']
+    np.random.set_state(
+        (numpy['name'], numpy['key'].numpy().astype(np.uint32), numpy['pos'],
+         numpy['has_gauss'], numpy['cached_gaussian']))
     random.setstate(state['python'])
     if 'cuda' in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
@@ -63,6 +83,10 @@ def save_state_atomic(state: Dict[str, Any], path: str) -> None:
     system, so the rename is atomic), is flushed to disk, and replaces
     ``path`` in one ``os.replace``: readers see the old or the new file,
     never a partial one.
+
+    Raises:
+        TypeError: ``state`` holds more than plain data
+            (:func:`~mmseg_ecotta.safe_load.check_plain`).
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -70,7 +94,7 @@ def save_state_atomic(state: Dict[str, Any], path: str) -> None:
         prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(state, f)
+            save_plain(state, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -86,6 +110,23 @@ def save_state_atomic(state: Dict[str, Any], path: str) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def remove_stale_temporaries(path: str) -> List[str]:
+    """Delete the temporary files interrupted writes of ``path`` left.
+
+    Only names of :func:`save_state_atomic`'s own pattern
+    (``.tta_state.pth.*.tmp`` beside ``tta_state.pth``) are touched.
+
+    Returns:
+        list[str]: The files removed.
+    """
+    folder, name = osp.split(osp.abspath(path))
+    stale = glob.glob(
+        osp.join(glob.escape(folder), f'.{glob.escape(name)}.*.tmp'))
+    for tmp in stale:
+        os.remove(tmp)
+    return stale
 
 
 def run_fingerprint(model_cfg: Any, method_cfg: dict, episodic: bool,
@@ -120,15 +161,15 @@ def load_state(path: str, fingerprint: Dict[str, str]) -> Dict[str, Any]:
         FileNotFoundError: No state file at ``path``.
         ValueError: The file is not a state file, or was written by a run
             with another model, method, stream length or batch size.
+        mmseg_ecotta.safe_load.UnsafeFileError: The file holds more than
+            plain data (not written by us) and the user did not opt in.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'--resume: no adaptation state {path!r}; pass the --work-dir '
             'of the interrupted run, or run without --resume to start the '
             'stream from the beginning')
-    # Our own file, written by save_state_atomic: it holds numpy arrays
-    # and Python objects that weights_only loading refuses.
-    state = torch.load(path, map_location='cpu', weights_only=False)
+    state = load_file(path, 'adaptation state')
     if not isinstance(state, dict) or state.get('version') != STATE_VERSION:
         raise ValueError(
             f'{path!r} is not an adaptation state of this version '
@@ -197,9 +238,42 @@ def dataloader_from(loader: DataLoader, batches: int) -> DataLoader:
         persistent_workers=loader.persistent_workers)
 
 
+# Tags of numpy values stored as tensors in the state file.
+NDARRAY, NUMPY_SCALAR = '__ndarray__', '__numpy_scalar__'
+
+
+def _numpy_to_tensors(value: Any) -> Any:
+    """``value`` with numpy arrays and scalars as tagged tensors."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        tag = NDARRAY if isinstance(value, np.ndarray) else NUMPY_SCALAR
+        return {tag: torch.from_numpy(np.array(value, order='C'))}
+    if isinstance(value, (list, tuple)):
+        return type(value)(map(_numpy_to_tensors, value))
+    if isinstance(value, dict):
+        return {k: _numpy_to_tensors(v) for k, v in value.items()}
+    return value
+
+
+def _tensors_to_numpy(value: Any) -> Any:
+    """Undo :func:`_numpy_to_tensors`, bit for bit."""
+    if isinstance(value, dict) and len(value) == 1 and (NDARRAY in value or
+                                                        NUMPY_SCALAR in value):
+        array = next(iter(value.values())).numpy()
+        return array if NDARRAY in value else array[()]
+    if isinstance(value, (list, tuple)):
+        return type(value)(map(_tensors_to_numpy, value))
+    if isinstance(value, dict):
+        return {k: _tensors_to_numpy(v) for k, v in value.items()}
+    return value
+
+
 def metric_results(metrics: List[Any]) -> List[list]:
-    """Copies of the accumulated ``results`` of each metric, in order."""
-    return [list(m.results) for m in metrics]
+    """Copies of the accumulated ``results`` of each metric, in order.
+
+    numpy values (``ContinualIoUMetric``'s areas) become tagged tensors,
+    so the state file holds plain data only.
+    """
+    return [_numpy_to_tensors(list(m.results)) for m in metrics]
 
 
 def restore_metric_results(metrics: List[Any],
@@ -212,4 +286,4 @@ def restore_metric_results(metrics: List[Any],
                          f'metrics, the test_evaluator has {len(metrics)}: '
                          'resume with the same test_evaluator')
     for metric, saved in zip(metrics, results):
-        metric.results = list(saved)
+        metric.results = _tensors_to_numpy(list(saved))

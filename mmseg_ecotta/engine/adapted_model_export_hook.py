@@ -3,12 +3,12 @@ import os.path as osp
 from collections import OrderedDict
 from typing import Optional
 
-import torch
 import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
+from ..safe_load import save_plain
 from .tta_hook import TestTimeAdaptationHook, stream_segment
 
 
@@ -33,7 +33,8 @@ class AdaptedModelExportHook(Hook):
     into a fresh model of the same config with ``strict=True``, and mmseg's
     ``tools/test.py`` evaluates it (without adapting further).
     ``meta`` holds ``dataset_meta``, the method, and where in the stream the
-    weights were taken.
+    weights were taken: plain data only, so the file loads with torch's
+    safe unpickler (:mod:`mmseg_ecotta.safe_load`).
 
     Args:
         filename (str): File in the work dir written at the end of the
@@ -101,6 +102,6 @@ class AdaptedModelExportHook(Hook):
                 config=osp.basename(runner.cfg.filename or ''),
                 source_checkpoint=runner._load_from))
         path = osp.join(runner.work_dir, filename)
-        torch.save(dict(state_dict=state_dict, meta=meta), path)
+        save_plain(dict(state_dict=state_dict, meta=meta), path)
         runner.logger.info(f'adapted model (after round {round_idx + 1} '
                            f'{domain}) saved to {path}')

@@ -12,10 +12,13 @@ from mmseg.registry import HOOKS
 
 from ..evaluation import (ContinualIoUMetric, format_class_table,
                           format_round_table, write_json_atomic)
+from ..models.memory_probe import SavedTensorReport
 from ..models.segmentors import is_meta_name
+from ..safe_load import allow_unsafe_load
 from ..tta import build_tta_method
 from .adaptation_state import (STATE_FILE, STATE_VERSION, capture_rng_state,
                                dataloader_from, load_state, metric_results,
+                               remove_stale_temporaries,
                                restore_metric_results, restore_rng_state,
                                run_fingerprint, save_state_atomic)
 
@@ -108,6 +111,13 @@ class TestTimeAdaptationHook(Hook):
         self._rng: Optional[dict] = None
 
     # --- set-up ---------------------------------------------------------
+    def before_run(self, runner) -> None:
+        # The opt-in of mmseg_ecotta.safe_load for mmseg's own tools/test.py,
+        # which does not read it: runner.test() loads load_from after this.
+        if runner.cfg.get('unsafe_load', False) is True:
+            allow_unsafe_load(
+                f'unsafe_load = True in {runner.cfg.filename or "the config"}')
+
     def before_test(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
@@ -128,6 +138,12 @@ class TestTimeAdaptationHook(Hook):
         self._fingerprint = run_fingerprint(
             runner.cfg.get('model'), self.method_cfg, self.episodic,
             len(loader.dataset), loader.batch_size)
+        if self._saving:
+            # What a kill during a state write left (the state is intact).
+            for tmp in remove_stale_temporaries(
+                    osp.join(runner.work_dir, self.state_file)):
+                runner.logger.info(f'removed {tmp}, left by an interrupted '
+                                   'state write')
         if self.resume:
             self._resume(runner)
         if torch.cuda.is_available():
@@ -183,7 +199,8 @@ class TestTimeAdaptationHook(Hook):
             stats=dict(method.stats),
             seconds=method.seconds,
             images=method.images,
-            saved_tensors=method.saved_tensors,
+            saved_tensors=method.saved_tensors.to_dict()
+            if method.saved_tensors else None,
             rng=self._rng,
             metric_results=metric_results(runner.test_evaluator.metrics))
         save_state_atomic(state, osp.join(runner.work_dir, self.state_file))
@@ -198,7 +215,8 @@ class TestTimeAdaptationHook(Hook):
         method.stats.update(state['stats'])
         method.seconds = state['seconds']
         method.images = state['images']
-        method.saved_tensors = state['saved_tensors']
+        method.saved_tensors = SavedTensorReport.from_dict(
+            state['saved_tensors']) if state['saved_tensors'] else None
         restore_metric_results(runner.test_evaluator.metrics,
                                state['metric_results'])
         self._segment = state['segment']

@@ -12,7 +12,7 @@ backward" is the number that says what adaptation costs.
 """
 import weakref
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
 import torch
@@ -67,6 +67,18 @@ class SavedTensorReport:
     def total_bytes(self) -> int:
         """Bytes of activations and weights together."""
         return self.activation_bytes + self.weight_bytes
+
+    def to_dict(self) -> dict:
+        """The report as plain data (dicts, numbers, dtypes, tuples)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> 'SavedTensorReport':
+        """The report :meth:`to_dict` returned ``data`` for."""
+        return cls(
+            activation_bytes=data['activation_bytes'],
+            weight_bytes=data['weight_bytes'],
+            groups=[SavedTensorGroup(**g) for g in data['groups']])
 
     def table(self, top: int = 10) -> str:
         """Format the ``top`` largest groups, one per line.

@@ -13,6 +13,10 @@ with :func:`load_fisher`::
 
     {'fisher': {name: Tensor}, 'params': {name: Tensor},
      'num_images': int, 'config': str, 'checkpoint': str}
+
+Plain data only, so it loads with torch's safe unpickler; a file holding
+anything else is refused unless the user opts in
+(:mod:`mmseg_ecotta.safe_load`).
 """
 import copy
 import os.path as osp
@@ -27,6 +31,7 @@ from mmengine.runner import load_checkpoint
 from mmseg.registry import DATASETS, MODELS
 from torch import Tensor
 
+from ..safe_load import load_file, save_plain
 from .base import NamedParams, TTAMethod
 
 FISHER_TOOL = 'tools/compute_fisher.py CONFIG CHECKPOINT --out FILE'
@@ -165,7 +170,7 @@ def save_fisher(result: Dict[str, object],
                 config: str = '',
                 checkpoint: str = '') -> None:
     """Write :func:`compute_fisher`'s result plus its provenance."""
-    torch.save(dict(result, config=config, checkpoint=checkpoint), path)
+    save_plain(dict(result, config=config, checkpoint=checkpoint), path)
 
 
 def load_fisher(path: Optional[str],
@@ -185,6 +190,8 @@ def load_fisher(path: Optional[str],
         FileNotFoundError: ``path`` does not exist.
         ValueError: The file's parameter names or shapes differ from
             ``named_params``.
+        mmseg_ecotta.safe_load.UnsafeFileError: The file holds more than
+            plain data and the user did not opt in.
     """
     if path is None:
         return None
@@ -193,7 +200,7 @@ def load_fisher(path: Optional[str],
             f'Fisher file {path!r} does not exist; create it with '
             f'python {FISHER_TOOL} (with --out {path}), or set '
             'fisher_file=None for EATA without the regulariser (ETA)')
-    data = torch.load(path, map_location='cpu', weights_only=True)
+    data = load_file(path, 'Fisher file')
     fisher = data.get('fisher') if isinstance(data, dict) else None
     if not isinstance(fisher, dict):
         raise ValueError(f'{path!r} is not a Fisher file (no "fisher" '

@@ -1,7 +1,7 @@
-from .cli import add_runner_args, parse_runner_args
+from .cli import add_runner_args, add_unsafe_load_arg, parse_runner_args
 from .config import PLUGIN_IMPORT, check_plugin_import, load_config
 
 __all__ = [
-    'PLUGIN_IMPORT', 'add_runner_args', 'check_plugin_import', 'load_config',
-    'parse_runner_args'
+    'PLUGIN_IMPORT', 'add_runner_args', 'add_unsafe_load_arg',
+    'check_plugin_import', 'load_config', 'parse_runner_args'
 ]

@@ -5,8 +5,22 @@ import os
 from mmengine.config import DictAction
 
 
+def add_unsafe_load_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--unsafe-load`` (see :mod:`mmseg_ecotta.safe_load`)."""
+    parser.add_argument(
+        '--unsafe-load',
+        action='store_true',
+        help='unpickle checkpoints, state and Fisher files in full, which '
+        'runs any code they hold: only for files you trust (by default '
+        'anything beyond tensors and plain data is refused)')
+
+
 def add_runner_args(parser: argparse.ArgumentParser) -> None:
-    """Add ``--cfg-options``, ``--launcher`` and ``--local-rank``."""
+    """Add the runner tools' shared arguments.
+
+    ``--cfg-options``, ``--launcher``, ``--local-rank`` and
+    ``--unsafe-load`` (:func:`add_unsafe_load_arg`).
+    """
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -18,6 +32,7 @@ def add_runner_args(parser: argparse.ArgumentParser) -> None:
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_unsafe_load_arg(parser)
 
 
 def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:

@@ -5,6 +5,8 @@ from typing import Optional
 from mmengine.config import Config
 from mmseg.registry import MODELS
 
+from ..safe_load import allow_unsafe_load
+
 PLUGIN_IMPORT = ("custom_imports = dict(imports=['mmseg_ecotta'], "
                  'allow_failed_imports=False)')
 
@@ -49,14 +51,22 @@ def check_plugin_import(cfg: Config, filename: str = 'config') -> None:
 
 def load_config(path: str,
                 cfg_options: Optional[dict] = None,
-                work_dir: Optional[str] = None) -> Config:
+                work_dir: Optional[str] = None,
+                unsafe_load: bool = False) -> Config:
     """Load a config like mmseg's tools do, plus the plugin-import check.
+
+    A top-level ``unsafe_load = True`` in the config (or ``unsafe_load``
+    here, the tools' ``--unsafe-load``) is the opt-in of
+    :mod:`mmseg_ecotta.safe_load`: this process then unpickles every
+    checkpoint, state and Fisher file in full, with a warning.
 
     Args:
         path (str): Config file.
         cfg_options (dict, optional): ``--cfg-options`` overrides.
         work_dir (str, optional): Work dir; defaults to the config's own
             ``work_dir`` or ``work_dirs/<config name>``.
+        unsafe_load (bool): Set ``unsafe_load = True`` in the config.
+            Defaults to False.
 
     Returns:
         Config: The merged config.
@@ -67,6 +77,14 @@ def load_config(path: str,
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     check_plugin_import(cfg, path)
+    if unsafe_load:
+        cfg.unsafe_load = True
+    elif not isinstance(cfg.get('unsafe_load', False), bool):
+        raise ValueError(f'unsafe_load={cfg.unsafe_load!r} in {path}: give '
+                         'True or False (the default)')
+    if cfg.get('unsafe_load', False):
+        allow_unsafe_load('--unsafe-load'
+                          if unsafe_load else f'unsafe_load = True in {path}')
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:

@@ -2,16 +2,23 @@
 import json
 import os
 import os.path as osp
+import random
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
-from mmseg_ecotta.engine.adaptation_state import STATE_FILE, save_state_atomic
-from ..conftest import REPO, TINY_META_MODEL, TINY_MODEL, build_model
+from mmseg_ecotta.engine import adaptation_state as state_io
+from mmseg_ecotta.engine.adaptation_state import (STATE_FILE, STATE_VERSION,
+                                                  load_state,
+                                                  save_state_atomic)
+from mmseg_ecotta.evaluation import ContinualIoUMetric
+from ..conftest import (REPO, TINY_META_MODEL, TINY_MODEL, ShellPayload,
+                        assert_refused_before_running, build_model)
 
 CONFIGS = dict(
     Tent='tent_deeplabv3plus_r18-tiny_synthetic-stream.py',
@@ -80,7 +87,7 @@ def _env(tmp_path, throttle: float = 0.0) -> dict:
 
 def _position(path: str) -> int:
     try:
-        return torch.load(path, weights_only=False)['position']
+        return torch.load(path, weights_only=True)['position']
     except FileNotFoundError:
         return 0
 
@@ -123,6 +130,9 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(
     position = _position(state_path)
     assert STREAM // 3 <= position < STREAM
     assert not _results(killed)['complete']
+    # What a kill during a state write leaves; the resume removes it.
+    stale = osp.join(killed, f'.{STATE_FILE}.k1ll3d.tmp')
+    open(stale, 'wb').close()
 
     resumed = subprocess.run(
         _command(config, ckpt, killed, stream_root, name, '--resume'),
@@ -133,6 +143,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f'resumed from {state_path} at batch {position}' in (
         resumed.stdout + resumed.stderr)
+    assert not osp.exists(stale)
     expected, actual = _results(full), _results(killed)
     assert actual['complete']
     assert len(actual['segments']) == 4 * ROUNDS
@@ -166,7 +177,13 @@ def test_resume_refuses_another_method_or_stream(tmp_path, stream_root):
     assert missing.returncode != 0
     assert 'no adaptation state' in missing.stderr
     assert 'run without --resume' in missing.stderr
+    # A fresh run also removes what interrupted writes left, only that.
+    stale = osp.join(work_dir, f'.{STATE_FILE}.abc123.tmp')
+    other = osp.join(work_dir, '.notes.tmp')
+    for path in (stale, other):
+        open(path, 'wb').close()
     assert _run(tmp_path, config, ckpt, work_dir, stream_root).returncode == 0
+    assert not osp.exists(stale) and osp.exists(other)
     other_method = _run(
         tmp_path,
         config,
@@ -200,3 +217,72 @@ def test_state_file_is_replaced_atomically(tmp_path, monkeypatch):
         save_state_atomic(dict(position=2), path)
     assert torch.load(path)['position'] == 1  # the previous one, intact
     assert os.listdir(tmp_path) == [STATE_FILE]  # no temp file left
+
+
+def test_stale_temporaries_of_our_naming_are_removed(tmp_path):
+    path = str(tmp_path / STATE_FILE)
+    save_state_atomic(dict(position=1), path)
+    stale = [tmp_path / f'.{STATE_FILE}.x{i}.tmp' for i in range(2)]
+    kept = [tmp_path / '.other.pth.x0.tmp', tmp_path / f'{STATE_FILE}.tmp']
+    for f in stale + kept:
+        f.write_bytes(b'')
+    assert sorted(state_io.remove_stale_temporaries(path)) == sorted(
+        map(str, stale))
+    assert sorted(os.listdir(tmp_path)) == sorted([STATE_FILE] +
+                                                  [f.name for f in kept])
+
+
+def test_state_round_trips_as_plain_data(tmp_path):
+    """RNG states and metric results survive the safe loader exactly."""
+    np.random.seed(7)
+    random.seed(7)
+    np.random.normal()  # leaves a cached Gaussian in numpy's state
+    metric = ContinualIoUMetric()
+    metric.results = [(0, 'fog', np.arange(4, dtype=np.float64) / 3),
+                      (1, 'snow', np.ones((2, 3), dtype=np.int64))]
+    path = str(tmp_path / STATE_FILE)
+    fingerprint = dict(model='m')
+    save_state_atomic(
+        dict(
+            version=STATE_VERSION,
+            fingerprint=fingerprint,
+            rng=state_io.capture_rng_state(),
+            metric_results=state_io.metric_results([metric])), path)
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
+    expected = (np.random.normal(), np.random.randint(1 << 30),
+                random.random(), torch.rand(3))
+    state = load_state(path, fingerprint)
+    state_io.restore_rng_state(state['rng'])
+    got = (np.random.normal(), np.random.randint(1 << 30), random.random(),
+           torch.rand(3))
+    assert got[:3] == expected[:3] and torch.equal(got[3], expected[3])
+    saved = metric.results
+    metric.results = []
+    state_io.restore_metric_results([metric], state['metric_results'])
+    for (r, d, areas), (r0, d0, areas0) in zip(metric.results, saved):
+        assert (r, d) == (r0, d0) and areas.dtype == areas0.dtype
+        assert np.array_equal(areas, areas0)
+
+
+def test_planted_state_file_is_refused_before_running(tmp_path):
+    marker, path = str(tmp_path / 'pwned'), str(tmp_path / STATE_FILE)
+    fingerprint = dict(model='m')
+    torch.save(
+        dict(
+            version=STATE_VERSION,
+            fingerprint=fingerprint,
+            note=ShellPayload(marker)), path)
+    assert_refused_before_running(lambda: load_state(path, fingerprint), path,
+                                  marker)
+
+
+def test_planted_state_file_loads_with_the_opt_in(tmp_path, unsafe_load):
+    marker, path = str(tmp_path / 'pwned'), str(tmp_path / STATE_FILE)
+    fingerprint = dict(model='m')
+    torch.save(
+        dict(
+            version=STATE_VERSION,
+            fingerprint=fingerprint,
+            note=ShellPayload(marker)), path)
+    assert load_state(path, fingerprint)['fingerprint'] == fingerprint
+    assert osp.exists(marker)

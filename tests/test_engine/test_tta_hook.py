@@ -9,6 +9,8 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
+from mmseg_ecotta import safe_load
+from mmseg_ecotta.engine import TestTimeAdaptationHook
 from mmseg_ecotta.evaluation import ContinualIoUMetric, format_round_table
 from mmseg_ecotta.registry import TTA_METHODS
 from mmseg_ecotta.tta.tent import Tent
@@ -226,3 +228,16 @@ def test_class_table_has_a_row_per_class_and_a_column_per_domain():
             for c in lines[0].split('|')] == ['Class', 'fog', 'snow', 'All']
     assert [c.strip()
             for c in lines[2].split('|')] == ['a', '100.0', '100.0', '100.0']
+
+
+def test_hook_applies_the_config_opt_in_for_mmseg_test_tool(monkeypatch):
+    """mmseg's tools/test.py does not read ``unsafe_load``; the hook does."""
+    from types import SimpleNamespace
+
+    from mmengine.config import Config
+    monkeypatch.setattr(safe_load, '_unsafe_load_source', None)
+    hook = TestTimeAdaptationHook(method=dict(type='Tent'))
+    hook.before_run(SimpleNamespace(cfg=Config(dict(unsafe_load=False))))
+    assert not safe_load.unsafe_load_allowed()
+    hook.before_run(SimpleNamespace(cfg=Config(dict(unsafe_load=True))))
+    assert safe_load.unsafe_load_allowed()

@@ -6,6 +6,7 @@ import sys
 import torch
 
 from mmseg_ecotta.models.segmentors import is_meta_name
+from mmseg_ecotta.safe_load import load_checkpoint_file
 from ..conftest import REPO, TINY_MODEL, build_model
 
 WARMUP = osp.join(
@@ -40,9 +41,11 @@ def test_warmup_trains_only_meta_networks(tmp_path, cityscapes_root):
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'mIoU' in result.stdout + result.stderr  # validation ran
 
-    warmed = torch.load(
-        str(work_dir / 'iter_3.pth'), map_location='cpu',
-        weights_only=False)['state_dict']
+    # What mmengine's runner wrote loads with the safe loader (issue 14).
+    ckpt = load_checkpoint_file(str(work_dir / 'iter_3.pth'))
+    losses = ckpt['message_hub']['log_scalars']['train/loss']
+    assert losses.statistics('mean') > 0
+    warmed = ckpt['state_dict']
     original = source.state_dict()
     assert set(original) < set(warmed)
     for key, value in original.items():  # frozen: weights and BN stats
@@ -54,3 +57,21 @@ def test_warmup_trains_only_meta_networks(tmp_path, cityscapes_root):
     ]
     assert any(k.endswith('conv_block.bn.weight') for k in moved)
     assert any(k.endswith('meta_bn.bias') for k in moved)
+
+    # Published, it needs no allow-list at all, and keeps every weight.
+    published = str(tmp_path / 'published.pth')
+    result = subprocess.run([
+        sys.executable, 'tools/publish_checkpoint.py',
+        str(work_dir / 'iter_3.pth'), published
+    ],
+                            cwd=REPO,
+                            capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(
+        published) == []
+    slim = torch.load(published, weights_only=True)
+    assert slim['meta']['iter'] == 3
+    assert set(slim['state_dict']) == set(warmed)
+    for key, value in warmed.items():
+        assert torch.equal(slim['state_dict'][key], value), key

@@ -10,7 +10,8 @@ import torch
 from mmseg_ecotta.tta import build_tta_method
 from mmseg_ecotta.tta.fisher import load_fisher
 from mmseg_ecotta.tta.losses import entropy_map, entropy_threshold
-from ..conftest import REPO, TINY_MODEL, build_model
+from ..conftest import (REPO, TINY_MODEL, ShellPayload,
+                        assert_refused_before_running, build_model)
 from .test_methods import make_batch
 
 EATA_CONFIG = osp.join(
@@ -138,3 +139,28 @@ def test_mismatched_fisher_file_lists_the_keys(tmp_path):
         load_fisher(path, method.named_params)
     assert 'backbone.extra.weight' in str(info.value)
     assert f'{first}: file (7,)' in str(info.value)
+
+
+def _planted_fisher_file(tmp_path, method) -> tuple:
+    """A Fisher file that fits ``method`` and also runs a shell command."""
+    marker, path = str(tmp_path / 'pwned'), str(tmp_path / 'fisher.pth')
+    fisher = {n: torch.ones_like(p) for n, p in method.named_params}
+    torch.save(dict(fisher=fisher, note=ShellPayload(marker)), path)
+    return marker, path
+
+
+def test_planted_fisher_file_is_refused_before_running(tmp_path):
+    method = build_eata()
+    marker, path = _planted_fisher_file(tmp_path, method)
+    assert_refused_before_running(
+        lambda: load_fisher(path, method.named_params), path, marker)
+
+
+def test_planted_fisher_file_loads_with_the_opt_in(tmp_path, unsafe_load):
+    method = build_eata()
+    marker, path = _planted_fisher_file(tmp_path, method)
+    assert set(load_fisher(path, method.named_params)['fisher']) == {
+        n
+        for n, _ in method.named_params
+    }
+    assert osp.exists(marker)

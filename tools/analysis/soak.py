@@ -8,6 +8,7 @@ growth over the run exceeds max(5% of RSS, 20 MiB). See
 
     python tools/analysis/soak.py CONFIG CHECKPOINT --steps 2000 \\
         [--interval 20] [--device cpu|cuda] [--json OUT] [--threads N]
+        [--unsafe-load]
 """
 import argparse
 import json
@@ -20,6 +21,8 @@ import torch
 
 import mmseg_ecotta  # noqa: F401  (compat shims + registration)
 from mmseg_ecotta.analysis import format_soak, run_soak
+from mmseg_ecotta.safe_load import allow_unsafe_load
+from mmseg_ecotta.utils import add_unsafe_load_arg
 
 
 def parse_args() -> argparse.Namespace:
@@ -35,11 +38,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--threads', type=int, help='torch CPU threads (default: torch)')
     parser.add_argument('--json', help='also write the result to this file')
+    add_unsafe_load_arg(parser)
     return parser.parse_args()
 
 
 def main() -> int:
     args = parse_args()
+    if args.unsafe_load:
+        allow_unsafe_load('--unsafe-load')
     if args.threads:
         torch.set_num_threads(args.threads)
     result = run_soak(

@@ -1,0 +1,172 @@
+"""Loading a file never runs its code unless the user opts in."""
+import glob
+import io
+import os.path as osp
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer
+from mmengine.runner import load_checkpoint
+
+from mmseg_ecotta import safe_load
+from mmseg_ecotta.safe_load import (UnsafeFileError, check_plain,
+                                    load_checkpoint_file, save_plain)
+from mmseg_ecotta.utils import load_config
+from .conftest import (REPO, TINY_MODEL, ShellPayload,
+                       assert_refused_before_running, build_model)
+
+SHIPPED = sorted(glob.glob(osp.join(REPO, 'data/checkpoints/*.pth')))
+CITYSCAPES_CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole',
+                      'traffic light', 'traffic sign', 'vegetation', 'terrain',
+                      'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train',
+                      'motorcycle', 'bicycle')
+PALETTE = [[128, 64, 128], [244, 35, 232], [70, 70, 70], [102, 102, 156],
+           [190, 153, 153], [153, 153, 153], [250, 170, 30], [220, 220, 0],
+           [107, 142, 35], [152, 251, 152], [70, 130, 180], [220, 20, 60],
+           [255, 0, 0], [0, 0, 142], [0, 0, 70], [0, 60, 100], [0, 80, 100],
+           [0, 0, 230], [119, 11, 32]]
+
+
+def released_checkpoint(path: str, model: torch.nn.Module,
+                        layout: str) -> None:
+    """Write a checkpoint laid out as mmseg's released Cityscapes ones.
+
+    ``mmseg0``: mmcv 1.x ``save_checkpoint`` on torch < 1.6 (legacy
+    serialization), ``CLASSES``/``PALETTE`` and the run's metadata in
+    ``meta``, with the optimizer. ``mmseg1``: the zip format, mmseg 1.x
+    ``dataset_meta`` with numpy values (seed, palette array).
+    """
+    meta = dict(
+        mmcv_version='1.1.4',
+        time='Sat Jun  6 11:40:49 2020',
+        env_info='sys.platform: linux\nPython: 3.7.7\nCUDA available: True',
+        config="norm_cfg = dict(type='SyncBN', requires_grad=True)\n",
+        exp_name='deeplabv3plus_r50-d8_512x1024_80k_cityscapes.py',
+        mmseg_version='0.5.0+b72a6d0',
+        epoch=1,
+        iter=80000,
+        hook_msgs=dict(last_ckpt='work_dirs/iter_80000.pth'))
+    if layout == 'mmseg0':
+        meta.update(seed=0, CLASSES=CITYSCAPES_CLASSES, PALETTE=PALETTE)
+    else:
+        meta.update(
+            seed=np.int64(1234),
+            dataset_meta=dict(
+                classes=CITYSCAPES_CLASSES,
+                palette=np.array(PALETTE, dtype=np.uint8)))
+    # nn.Module.state_dict(): an OrderedDict with a ``_metadata`` attribute.
+    ckpt = dict(meta=meta, state_dict=model.state_dict())
+    if layout == 'mmseg0':
+        ckpt['optimizer'] = dict(
+            state={0: dict(momentum_buffer=torch.zeros(3))},
+            param_groups=[
+                dict(lr=1e-4, momentum=0.9, weight_decay=5e-4, params=[0])
+            ])
+    torch.save(ckpt, path, _use_new_zipfile_serialization=layout != 'mmseg0')
+
+
+@pytest.mark.parametrize('layout', ['mmseg0', 'mmseg1'])
+def test_mmseg_released_checkpoint_loads_safely(layout, tmp_path):
+    source = build_model(TINY_MODEL)
+    path = str(tmp_path / f'{layout}.pth')
+    released_checkpoint(path, source, layout)
+    model = build_model(TINY_MODEL)
+    ckpt = load_checkpoint(model, path, map_location='cpu', strict=True)
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    meta = ckpt['meta']
+    if layout == 'mmseg0':
+        assert meta['CLASSES'] == CITYSCAPES_CLASSES
+        assert ckpt['optimizer']['param_groups'][0]['lr'] == 1e-4
+    else:
+        assert meta['seed'] == 1234
+        assert meta['dataset_meta']['palette'].tolist() == PALETTE
+
+
+@pytest.mark.parametrize('path', SHIPPED, ids=osp.basename)
+def test_shipped_checkpoints_are_plain_data(path):
+    assert len(SHIPPED) == 2
+    # No allow-list needed at all: torch's own safe unpickler reads them.
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
+    ckpt = torch.load(path, weights_only=True)
+    check_plain(ckpt)  # what they hold is plain data throughout
+    assert set(ckpt) == {'state_dict', 'meta'}
+
+
+@pytest.mark.parametrize('serialization', ['zip', 'legacy'])
+def test_planted_checkpoint_is_refused_before_running(serialization, tmp_path):
+    marker = str(tmp_path / 'pwned')
+    path = str(tmp_path / 'planted.pth')
+    model = build_model(TINY_MODEL)
+    torch.save(
+        dict(
+            meta=dict(note=ShellPayload(marker)),
+            state_dict=model.state_dict()),
+        path,
+        _use_new_zipfile_serialization=serialization == 'zip')
+    assert_refused_before_running(
+        lambda: load_checkpoint(model, path, map_location='cpu'), path, marker)
+
+
+def test_planted_checkpoint_loads_with_the_opt_in(tmp_path, unsafe_load):
+    marker = str(tmp_path / 'pwned')
+    path = str(tmp_path / 'planted.pth')
+    torch.save(dict(meta=dict(note=ShellPayload(marker))), path)
+    load_checkpoint_file(path)
+    load_checkpoint_file(path)
+    assert osp.exists(marker)  # it ran: the user said they trust it
+    # One warning for the opt-in, one for every file loaded under it.
+    assert len(unsafe_load) == 3
+    assert all(path in w for w in unsafe_load[1:])
+
+
+class GetAttr:
+    """Pickles as ``getattr(owner, name)``."""
+
+    def __init__(self, owner, name):
+        self.owner, self.name = owner, name
+
+    def __reduce__(self):
+        return getattr, (self.owner, self.name)
+
+
+@pytest.mark.parametrize('owner,name', [(HistoryBuffer, '__init__'),
+                                        (np.ndarray, 'tofile')])
+def test_getattr_is_admitted_for_history_buffer_statistics_only(
+        owner, name, tmp_path):
+    path = str(tmp_path / 'getattr.pth')
+    torch.save(dict(meta=dict(x=GetAttr(owner, name))), path)
+    with pytest.raises(UnsafeFileError, match=f"getattr.*'{name}'"):
+        load_checkpoint_file(path)
+    torch.save(dict(meta=dict(x=GetAttr(HistoryBuffer, 'mean'))), path)
+    assert load_checkpoint_file(path)['meta']['x'] is HistoryBuffer.mean
+
+
+def test_save_plain_names_what_is_not_plain():
+    plain = dict(
+        weights=OrderedDict(w=torch.ones(2)),
+        shape=torch.Size([2]),
+        dtype=torch.float16,
+        values=[1, 2.5, True, None, 'x', (b'y', )])
+    buffer = io.BytesIO()
+    save_plain(plain, buffer)
+    buffer.seek(0)
+    assert torch.load(buffer, weights_only=True)['values'][5] == (b'y', )
+    with pytest.raises(TypeError, match=r"\['values'\]\[1\] is a numpy"):
+        check_plain(dict(values=[1, np.float32(2)]))
+
+
+def test_config_key_opts_in(tmp_path, monkeypatch):
+    monkeypatch.setattr(safe_load, '_unsafe_load_source', None)
+    config = tmp_path / 'cfg.py'
+    config.write_text('unsafe_load = False\n')
+    load_config(str(config))
+    assert not safe_load.unsafe_load_allowed()
+    config.write_text("unsafe_load = 'yes'\n")
+    with pytest.raises(ValueError, match="unsafe_load='yes'"):
+        load_config(str(config))
+    config.write_text('unsafe_load = True\n')
+    load_config(str(config))
+    assert safe_load.unsafe_load_allowed()
