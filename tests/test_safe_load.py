@@ -87,7 +87,7 @@ def test_mmseg_released_checkpoint_loads_safely(layout, tmp_path):
 
 @pytest.mark.parametrize('path', SHIPPED, ids=osp.basename)
 def test_shipped_checkpoints_are_plain_data(path):
-    assert len(SHIPPED) == 2
+    assert SHIPPED  # the glob found the shipped files
     # No allow-list needed at all: torch's own safe unpickler reads them.
     assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
     ckpt = torch.load(path, weights_only=True)
