@@ -4,12 +4,14 @@ Runs Source, BN adapt, TENT, EATA and EcoTTA (3 rounds of fog -> night ->
 rain -> snow; CoTTA with ``--cotta``, 1 round: 19x slower) on held-out
 CamVid frames corrupted into ACDC's layout, with the shipped CamVid
 checkpoints, and prints one comparison (also written to
-``WORK_DIR/comparison.{md,csv,json}``). ``--ablation`` adds one EcoTTA row
-per recipe change (README, "EcoTTA on real frames"). Data set-up:
-data/README.md, "The real-image dev benchmark".
+``WORK_DIR/comparison.{md,csv,json}``). ``--ablation`` runs EcoTTA once per
+recipe change instead, from the first release's recipe to ours (README,
+"EcoTTA on real frames"). Data set-up: data/README.md, "The real-image dev
+benchmark".
 
     python tools/run_dev_benchmark.py                  # reported: test, s3
-    python tools/run_dev_benchmark.py --split val --severity 5 --ablation
+    python tools/run_dev_benchmark.py --ablation
+    python tools/run_dev_benchmark.py --split val --severity 5  # selection
 """
 import argparse
 import os
@@ -36,8 +38,23 @@ RUNS = [  # (label, config, checkpoint, per-run cfg-options)
 ]
 COTTA = ('CoTTA (1 round)', CFG.format('cotta', ''), CKPT.format('source'),
          ('test_dataloader.dataset.rounds=1', ))
+ABLATION_CKPT = 'data/checkpoints/ablation/' + CKPT.format(
+    'meta-warmup-{}').split('/')[-1]
+LR = ('custom_hooks.0.method.optimizer.type=SGD',
+      'custom_hooks.0.method.optimizer.momentum=0.9',
+      'custom_hooks.0.method.optimizer.lr={}')
 # One recipe change per row, from the first release's recipe to ours.
-ABLATION = []
+ABLATION = [
+    ('first release: CE warm-up on stored BN stats, batch 8; lr 5e-3', ECOTTA,
+     ABLATION_CKPT.format('sourcebn-b8'), (*LR[:2], LR[2].format(5e-3))),
+    ('warm-up batch 1, + self-distillation', ECOTTA,
+     ABLATION_CKPT.format('sourcebn-sd1'), (*LR[:2], LR[2].format(5e-3))),
+    ('warm-up on batch stats (as at test), CE only', ECOTTA,
+     CKPT.format('meta-warmup'), (*LR[:2], LR[2].format(5e-3))),
+    ('test lr 1e-3 (ours)', ECOTTA, CKPT.format('meta-warmup'), ()),
+    ('ours, no test-time update (lr 0)', ECOTTA, CKPT.format('meta-warmup'),
+     (*LR[:2], LR[2].format(0))),
+]
 
 
 def main() -> None:
@@ -58,8 +75,8 @@ def main() -> None:
         print(f'writing the {args.split} stream into {stream} ...')
         write_corrupted_stream('data/camvid', args.split, stream,
                                args.severity)
-    rows = RUNS + ([COTTA] if args.cotta else []) + (
-        ABLATION if args.ablation else [])
+    rows = ABLATION if args.ablation else RUNS + (
+        [COTTA] if args.cotta else [])
     runs = [
         MethodRun(
             f'{i:02d}_' +
@@ -71,7 +88,9 @@ def main() -> None:
         f'test_dataloader.dataset.dataset_template.split={args.split}',
         f'test_dataloader.dataset.dataset_template.data_root={stream}/'
     ]
-    work_dir = osp.join(args.work_dir, f'{args.split}_s{args.severity}')
+    work_dir = osp.join(
+        args.work_dir, f'{args.split}_s{args.severity}' +
+        ('_ablation' if args.ablation else ''))
     try:
         results = run_methods(
             runs, work_dir, options, rounds=args.rounds, echo=print)

@@ -13,9 +13,11 @@ from .base import NamedParams, TTAMethod
 from .losses import (confident_entropy_loss, entropy_threshold,
                      self_distillation_loss)
 
-# SGD with momentum as in public reimplementations (the paper's
-# classification setting); no official code exists.
-ECOTTA_OPTIMIZER = dict(type='SGD', lr=5e-3, momentum=0.9)
+# SGD with momentum as in public reimplementations (no official code
+# exists), at lr 1e-3 instead of their 5e-3: chosen on the real-image dev
+# benchmark's held-out val frames (README, "EcoTTA on real frames"), where
+# 5e-3 decays over rounds under severe weather and 1e-3 does not.
+ECOTTA_OPTIMIZER = dict(type='SGD', lr=1e-3, momentum=0.9)
 
 
 @TTA_METHODS.register_module()
@@ -39,7 +41,7 @@ class EcoTTA(TTAMethod):
             (public reimplementations; the paper's value is not public).
         e0_factor (float): ``E0 = e0_factor * ln C``. Defaults to 0.4
             (EATA's threshold, used by EcoTTA).
-        optimizer (dict): Optimizer config. Defaults to SGD, lr 5e-3,
+        optimizer (dict): Optimizer config. Defaults to SGD, lr 1e-3,
             momentum 0.9.
         lean_backward (bool): Keep no activations in the frozen layers for
             backward. Defaults to True.

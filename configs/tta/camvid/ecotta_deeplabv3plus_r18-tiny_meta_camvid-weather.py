@@ -8,4 +8,3 @@ _base_ = [
 custom_hooks = [
     dict(type='TestTimeAdaptationHook', method=dict(type='EcoTTA'))
 ]
-model = dict(frozen_norm_mode='batch_const')
