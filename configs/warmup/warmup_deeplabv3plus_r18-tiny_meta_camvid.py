@@ -8,12 +8,11 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mmseg_ecotta'], allow_failed_imports=False)
 load_from = 'data/checkpoints/deeplabv3plus_r18-tiny_camvid-source.pth'
-# Chosen on the dev benchmark's val frames (README, "EcoTTA on real
-# frames"): warm up as the model will be used, with the frozen BN layers on
-# per-batch statistics (the model's frozen_norm_mode) and one image per
-# batch, as at test time; cross-entropy only (adding the self-distillation
-# term made no measurable difference there).
-train_dataloader = dict(batch_size=1)
+# Cross-entropy on batches of 8 crops, frozen BN layers on stored
+# statistics: on the dev benchmark's val frames this keeps clear accuracy
+# (50.4 vs the source's 51.2 mIoU) and adapts best; warming up at batch 1,
+# with the self-distillation term or on batch statistics did worse (README,
+# "EcoTTA on real frames").
 max_iters = 300
 param_scheduler = [
     dict(

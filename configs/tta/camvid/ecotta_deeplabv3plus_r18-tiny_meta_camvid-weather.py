@@ -8,3 +8,6 @@ _base_ = [
 custom_hooks = [
     dict(type='TestTimeAdaptationHook', method=dict(type='EcoTTA'))
 ]
+# The frozen BN layers normalise by the test image's statistics, held
+# constant in the backward (README, "EcoTTA's frozen BN layers").
+model = dict(frozen_norm_mode='batch_const')
