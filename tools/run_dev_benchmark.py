@@ -16,6 +16,7 @@ benchmark".
 import argparse
 import os
 import os.path as osp
+import re
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -79,10 +80,8 @@ def main() -> None:
     rows = ABLATION if args.ablation else RUNS + (
         [COTTA] if args.cotta else [])
     runs = [
-        MethodRun(
-            f'{i:02d}_' +
-            label.split(' (')[0].lower().replace(' ', '_').replace(',', ''),
-            config, ckpt, label, options)
+        MethodRun(f'{i:02d}_' + re.sub(r'[^a-z0-9]+', '_', label.lower()),
+                  config, ckpt, label, options)
         for i, (label, config, ckpt, options) in enumerate(rows)
     ]
     options = [
