@@ -119,6 +119,10 @@ def load_trusted_local_checkpoint(filename: str, map_location: Any) -> Any:
         raise FileNotFoundError(
             f'checkpoint {filename!r} does not exist: check the path '
             '(CHECKPOINT argument or load_from in the config)')
+    from .utils.files import check_torch_file  # mmseg loads after shims
+    check_torch_file(
+        filename, 'checkpoint', 'download or copy it again (an interrupted '
+        'transfer leaves a short file), or pass another checkpoint')
     return torch.load(filename, map_location=map_location, weights_only=False)
 
 

@@ -27,9 +27,12 @@ from mmengine.runner import load_checkpoint
 from mmseg.registry import DATASETS, MODELS
 from torch import Tensor
 
+from ..utils import check_torch_file
 from .base import NamedParams, TTAMethod
 
 FISHER_TOOL = 'tools/compute_fisher.py CONFIG CHECKPOINT --out FILE'
+# Label-loading transforms, dropped from the pipeline: no label is read.
+LABEL_LOADERS = ('LoadAnnotations', 'LoadCheckedAnnotations')
 
 
 def compute_fisher(method: TTAMethod,
@@ -138,10 +141,10 @@ def fisher_from_config(cfg: Config,
     model.eval()
     method = build_tta_method(method_cfg, model)
     pipeline = [
-        t for t in
-        cfg.get('test_pipeline',
-                [dict(type='LoadImageFromFile'),
-                 dict(type='PackSegInputs')]) if t['type'] != 'LoadAnnotations'
+        t for t in cfg.get('test_pipeline', [
+            dict(type='LoadImageFromFile'),
+            dict(type='PackSegInputs')
+        ]) if t['type'] not in LABEL_LOADERS
     ]
     dataset = DATASETS.build(
         dict(
@@ -183,8 +186,9 @@ def load_fisher(path: Optional[str],
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: The file's parameter names or shapes differ from
-            ``named_params``.
+        ValueError: The file is empty, truncated or not a Fisher file, its
+            parameter names or shapes differ from ``named_params``, or it
+            holds non-finite values.
     """
     if path is None:
         return None
@@ -193,6 +197,8 @@ def load_fisher(path: Optional[str],
             f'Fisher file {path!r} does not exist; create it with '
             f'python {FISHER_TOOL} (with --out {path}), or set '
             'fisher_file=None for EATA without the regulariser (ETA)')
+    check_torch_file(path, 'Fisher file',
+                     f'recreate it with python {FISHER_TOOL}')
     data = torch.load(path, map_location='cpu', weights_only=True)
     fisher = data.get('fisher') if isinstance(data, dict) else None
     if not isinstance(fisher, dict):
@@ -213,6 +219,14 @@ def load_fisher(path: Optional[str],
             f'unexpected {unexpected[:3]}, {len(shapes)} shape mismatches '
             f'{shapes[:3]}; recompute it for this config and checkpoint '
             f'with python {FISHER_TOOL}')
+    broken = [n for n in sorted(own) if not torch.isfinite(fisher[n]).all()]
+    if broken:
+        # The penalty would be NaN, and so every loss: no step would ever
+        # be taken.
+        raise ValueError(
+            f'Fisher file {path!r} has non-finite values in {len(broken)} '
+            f'parameters {broken[:3]}; recompute it with python '
+            f'{FISHER_TOOL}')
     data['fisher'] = {
         n: fisher[n].to(p.device, p.dtype)
         for n, p in own.items()
