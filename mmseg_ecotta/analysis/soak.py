@@ -207,8 +207,8 @@ def run_soak(config: str,
     runner.test()
     seconds = time.perf_counter() - start
     hook = next(h for h in runner.hooks if isinstance(h, SoakMemoryHook))
-    tta = next(h for h in runner.hooks
-               if isinstance(h, TestTimeAdaptationHook))
+    tta = next(
+        h for h in runner.hooks if isinstance(h, TestTimeAdaptationHook))
     samples, images = hook.samples, hook.images
 
     rss = memory_trend([s['step'] for s in samples],

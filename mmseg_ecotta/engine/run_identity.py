@@ -27,7 +27,7 @@ import torch.nn as nn
 EXACT_FIELDS = ('checkpoint', 'model', 'method', 'episodic', 'domains',
                 'rounds', 'pipeline', 'evaluator', 'batch_size')
 # Longest value quoted in a difference.
-QUOTE_CHARS = 48
+QUOTE_CHARS = 60
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -137,7 +137,8 @@ def fingerprint_differences(saved: Dict[str, Any],
 
     Returns:
         list[str]: E.g. ``["domains (saved ['fog', 'night'], now
-        ['night', 'fog'])"]``; empty when the runs match.
+        ['night', 'fog'])", 'method (optimizer.lr: saved 0.001, now
+        0.0001)']``; empty when the runs match.
     """
     found = []
     for field in EXACT_FIELDS:
@@ -149,8 +150,8 @@ def fingerprint_differences(saved: Dict[str, Any],
                       f'{str(now.get(field))[:12]}.. now')
         else:
             changes = _changes(saved.get(field), now.get(field))
-            detail = '; '.join(changes[:3]) + (
-                f'; {len(changes) - 3} more' if len(changes) > 3 else '')
+            detail = '; '.join(changes[:3]) + (f'; {len(changes) - 3} more'
+                                               if len(changes) > 3 else '')
         found.append(f'{field} ({detail})')
     if saved.get('domains') == now.get('domains'):
         for domain, old, new in zip(now['domains'], saved['samples'],
@@ -180,10 +181,15 @@ def _changes(saved: Any, now: Any, key: str = '') -> List[str]:
                 found += _changes(saved[k], now[k], path)
         return found
     if (isinstance(saved, list) and isinstance(now, list)
-            and len(saved) == len(now)):
+            and len(saved) == len(now)
+            and any(isinstance(v, (dict, list)) for v in saved + now)):
+        # Lists of configs (pipelines, transforms) element by element,
+        # named by their type; lists of plain values as a whole.
         found = []
         for i, (a, b) in enumerate(zip(saved, now)):
-            found += _changes(a, b, f'{key}[{i}]' if key else f'[{i}]')
+            kind = a.get('type') if isinstance(a, dict) else None
+            found += _changes(a, b,
+                              f'{key}[{i}' + (f':{kind}]' if kind else ']'))
         return found
     if saved == now:
         return []
@@ -227,8 +233,8 @@ def removed_samples(saved: Dict[str, Any],
                                 now['samples']):
         kept = set(_embedding(old, new))
         removed += [
-            dict(domain=domain, sample=sample)
-            for i, sample in enumerate(old) if i not in kept
+            dict(domain=domain, sample=sample) for i, sample in enumerate(old)
+            if i not in kept
         ]
     return removed
 

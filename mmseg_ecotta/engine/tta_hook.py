@@ -88,17 +88,18 @@ class TestTimeAdaptationHook(Hook):
 
     priority = 'VERY_HIGH'
 
-    def __init__(self,
-                 method: dict,
-                 episodic: bool = False,
-                 results_file: str = 'tta_results.json',
-                 check_checkpoint: bool = True,
-                 reset_on_collapse: bool = False,
-                 checkpoint_interval: int = 100,
-                 resume: bool = False,
-                 state_file: str = STATE_FILE,
-                 malloc_mmap_threshold: Optional[int] = MMAP_THRESHOLD_BYTES
-                 ) -> None:
+    def __init__(
+            self,
+            method: dict,
+            episodic: bool = False,
+            results_file: str = 'tta_results.json',
+            check_checkpoint: bool = True,
+            reset_on_collapse: bool = False,
+            checkpoint_interval: int = 100,
+            resume: bool = False,
+            state_file: str = STATE_FILE,
+            malloc_mmap_threshold: Optional[int] = MMAP_THRESHOLD_BYTES
+    ) -> None:
         if not isinstance(method, dict) or 'type' not in method:
             raise TypeError(
                 f'method={method!r} must be a config dict with a type, e.g. '
@@ -115,9 +116,8 @@ class TestTimeAdaptationHook(Hook):
         self.checkpoint_interval = checkpoint_interval
         self.resume = resume
         self.state_file = state_file
-        if malloc_mmap_threshold is not None and (
-                not isinstance(malloc_mmap_threshold, int)
-                or malloc_mmap_threshold <= 0):
+        if malloc_mmap_threshold is not None and (not isinstance(
+                malloc_mmap_threshold, int) or malloc_mmap_threshold <= 0):
             raise ValueError(
                 f'malloc_mmap_threshold={malloc_mmap_threshold!r}: give a '
                 f'number of bytes > 0 (default {MMAP_THRESHOLD_BYTES}), or '
@@ -251,7 +251,8 @@ class TestTimeAdaptationHook(Hook):
         if removed:
             check_sequential(loop.dataloader)
             runner.logger.warning(
-                f'resuming without {len(removed)} samples removed since the '
+                f'resuming without {len(removed)} sample'
+                f"{'s' if len(removed) > 1 else ''} removed since the "
                 'state was saved (listed in the results as '
                 'removed_samples): ' +
                 ', '.join(f"{r['domain']}: {r['sample']}"
@@ -292,10 +293,7 @@ class TestTimeAdaptationHook(Hook):
         self._write(runner, summary, complete=False)
         return last['collapsed']
 
-    def _log_segment(self,
-                     runner,
-                     segment: dict,
-                     reset: bool = False) -> None:
+    def _log_segment(self, runner, segment: dict, reset: bool = False) -> None:
         """One line per finished domain; a warning if it collapsed."""
         runner.logger.info(
             f"round {segment['round'] + 1} {segment['domain']}: mIoU "

@@ -141,10 +141,10 @@ def fisher_from_config(cfg: Config,
     model.eval()
     method = build_tta_method(method_cfg, model)
     pipeline = [
-        t for t in cfg.get('test_pipeline', [
-            dict(type='LoadImageFromFile'),
-            dict(type='PackSegInputs')
-        ]) if t['type'] not in LABEL_LOADERS
+        t for t in
+        cfg.get('test_pipeline',
+                [dict(type='LoadImageFromFile'),
+                 dict(type='PackSegInputs')]) if t['type'] not in LABEL_LOADERS
     ]
     dataset = DATASETS.build(
         dict(

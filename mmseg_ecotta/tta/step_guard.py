@@ -39,8 +39,9 @@ class StepGuard:
                  optimizer: Optimizer) -> None:
         self.tensors = list(tensors)
         self.optimizer = optimizer
-        self.params = [p for group in optimizer.param_groups
-                       for p in group['params']]
+        self.params = [
+            p for group in optimizer.param_groups for p in group['params']
+        ]
         # Reused buffers, keyed by ('tensor', i) or (param index, key).
         self._buffers: Dict[Tuple[Any, Any], Tensor] = {}
         # Per parameter: its optimizer state's non-tensor values and the
@@ -79,16 +80,16 @@ class StepGuard:
         with torch.no_grad():
             for i, tensor in enumerate(self.tensors):
                 tensor.copy_(self._buffers[('tensor', i)])
-            for i, (param, entry) in enumerate(zip(self.params,
-                                                   self._state)):
+            for i, (param, entry) in enumerate(zip(self.params, self._state)):
                 if entry is None:  # the step created this state
                     self.optimizer.state.pop(param, None)
                     continue
                 # New tensors, not copies into the old ones: a step may
                 # have replaced or dropped them.
                 self.optimizer.state[param] = {
-                    key: self._buffers[(i, key)].clone()
-                    if value is _TENSOR else value
+                    key:
+                    self._buffers[(i,
+                                   key)].clone() if value is _TENSOR else value
                     for key, value in entry.items()
                 }
         self.saved = False

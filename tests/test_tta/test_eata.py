@@ -138,3 +138,22 @@ def test_mismatched_fisher_file_lists_the_keys(tmp_path):
         load_fisher(path, method.named_params)
     assert 'backbone.extra.weight' in str(info.value)
     assert f'{first}: file (7,)' in str(info.value)
+
+
+def test_fisher_file_with_nan_or_cut_short_is_refused(tmp_path):
+    method = build_eata()
+    fisher = {n: torch.ones_like(p) for n, p in method.named_params}
+    first = sorted(fisher)[0]
+    fisher[first][0] = float('nan')
+    path = str(tmp_path / 'nan.pth')
+    torch.save(dict(fisher=fisher, params={}), path)
+    with pytest.raises(
+            ValueError,
+            match=r"non-finite values in 1 parameters \['" + first) as info:
+        load_fisher(path, method.named_params)
+    assert path in str(info.value) and 'compute_fisher.py' in str(info.value)
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    with pytest.raises(ValueError, match='is empty') as info:
+        load_fisher(str(empty), method.named_params)
+    assert 'compute_fisher.py' in str(info.value)

@@ -50,8 +50,8 @@ def test_cotta_teacher_is_undone_with_the_student():
     torch.manual_seed(0)
     still = build_method('CoTTA', optimizer=dict(type='SGD', lr=0.0), **kwargs)
     got, want = predictions(broken), predictions(still)
-    assert all(bool(torch.isfinite(p).all())
-               for p in broken.teacher.parameters())
+    assert all(
+        bool(torch.isfinite(p).all()) for p in broken.teacher.parameters())
     for ours, reference in zip(got, want):
         # The teacher's EMA of an unchanged student rounds differently.
         assert (ours == reference).float().mean() > 0.99

@@ -27,9 +27,7 @@ or 16-bit label would be decoded into wrong class ids without an error.
 """
 import io
 import warnings
-from typing import Optional
-
-from typing import Tuple
+from typing import Optional, Tuple
 
 from mmcv.transforms import LoadImageFromFile
 from mmengine import fileio
@@ -180,7 +178,7 @@ def _open(path: str, kind: str,
                             'the file exists and is readable') from e
     if not data:
         raise BadImageError(
-            f'{kind} {path} is empty (0 bytes): corrupt or truncated; '
+            f'{kind} {path} is corrupt or truncated (empty: 0 bytes); '
             're-export or re-download it, or remove it from the '
             'dataset')
     try:
@@ -192,11 +190,10 @@ def _open(path: str, kind: str,
         raise BadImageError(
             f'{kind} {path} is far too large ({e}); resize it') from e
     except Image.UnidentifiedImageError as e:
-        head = data[:24].decode('ascii', 'replace')
         raise BadImageError(
-            f'{kind} {path} is not an image file (it starts with '
-            f'{head!r}; corrupt or truncated, or e.g. a saved web page); '
-            're-export or re-download it, or remove it from the '
+            f'{kind} {path} is corrupt or truncated, or not an image at all '
+            f'(it starts with {data[:16]!r}, e.g. text or a saved web '
+            'page); re-export or re-download it, or remove it from the '
             'dataset') from e
     except Exception as e:  # Pillow raises many types for bad files
         raise _corrupt(path, kind, e) from e
@@ -212,8 +209,7 @@ def _check_complete(path: str, kind: str, data: bytes,
             image.verify()
         except Exception as e:
             raise _corrupt(path, kind, e) from e
-    if image.format == 'JPEG' and not data.rstrip(b'\x00').endswith(
-            JPEG_EOI):
+    if image.format == 'JPEG' and not data.rstrip(b'\x00').endswith(JPEG_EOI):
         raise BadImageError(
             f'{kind} {path} is a truncated JPEG (no end-of-image marker); '
             're-export or re-download it, or remove it from the dataset')
