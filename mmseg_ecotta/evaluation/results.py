@@ -16,7 +16,9 @@ Schema of the summary (and of ``tta_results.json``; all IoUs in %)::
       "per_class_iou": {"road": 88.0, ...}  # over all segments
     }
 
-The hook adds ``method``, ``config``, ``checkpoint``, ``cost``
+The hook adds ``method``, ``config``, ``checkpoint``, ``removed_samples``
+(samples removed from the stream at a resume, ``[{"domain", "sample"}]``),
+``cost``
 (``seconds_per_image``, ``trainable_params``, ``peak_memory_bytes``,
 ``peak_memory_kind``) and ``adaptation`` (update counters) to the file.
 """

@@ -244,7 +244,16 @@ class TTAMethod:
             self._reject('non-finite gradient', undo=False)
             return
         self.guard.save()
-        self.optimizer.step()
+        try:
+            self.optimizer.step()
+        except RuntimeError as e:
+            # e.g. Adam at lr=1e38: its step size overflows float32.
+            self.guard.restore()
+            lrs = sorted({g['lr'] for g in self.optimizer.param_groups})
+            lr = lrs[0] if len(lrs) == 1 else lrs
+            raise RuntimeError(
+                f'{type(self).__name__}: the optimizer step failed ({e}); '
+                f'check the optimizer config (lr={lr})') from e
         if not self.guard.finite():
             self._reject('non-finite weights after the step', undo=True)
             return

@@ -123,3 +123,14 @@ def test_guard_restores_parameters_and_adam_state_exactly():
     for key, value in state.items():
         assert torch.equal(optimizer.state[param][key], value), key
     assert torch.equal(other, torch.ones(2))
+
+
+def test_an_optimizer_step_that_fails_names_the_learning_rate():
+    # Adam's step size lr / (1 - beta1) overflows float32 at lr=1e38.
+    method = build_method('Tent', optimizer=dict(type='Adam', lr=1e38))
+    before = copy.deepcopy(method.model.state_dict())
+    with pytest.raises(RuntimeError, match=r'lr=1e\+38'):
+        predictions(method, 1)
+    for key, value in method.model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert not method.optimizer.state
