@@ -14,7 +14,6 @@ from ..evaluation import (ContinualIoUMetric, format_class_table,
                           format_round_table, write_json_atomic)
 from ..models.segmentors import is_meta_name
 from ..tta import build_tta_method
-from ..utils.allocator import MMAP_THRESHOLD_BYTES, fix_mmap_threshold
 from .adaptation_state import (STATE_FILE, STATE_VERSION, capture_rng_state,
                                dataloader_from, load_state, metric_results,
                                restore_metric_results, restore_rng_state,
@@ -78,28 +77,19 @@ class TestTimeAdaptationHook(Hook):
             (``removed_samples``). Defaults to False.
         state_file (str): Name of the state file in the work dir.
             Defaults to ``'tta_state.pth'``.
-        malloc_mmap_threshold (int, optional): Fix glibc's mmap threshold
-            to this many bytes when the stream starts, so that memory
-            stays flat over long streams
-            (:mod:`~mmseg_ecotta.utils.allocator`); None leaves the
-            allocator alone, as does a ``MALLOC_MMAP_THRESHOLD_``
-            environment variable. Defaults to 128 KiB.
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(
-            self,
-            method: dict,
-            episodic: bool = False,
-            results_file: str = 'tta_results.json',
-            check_checkpoint: bool = True,
-            reset_on_collapse: bool = False,
-            checkpoint_interval: int = 100,
-            resume: bool = False,
-            state_file: str = STATE_FILE,
-            malloc_mmap_threshold: Optional[int] = MMAP_THRESHOLD_BYTES
-    ) -> None:
+    def __init__(self,
+                 method: dict,
+                 episodic: bool = False,
+                 results_file: str = 'tta_results.json',
+                 check_checkpoint: bool = True,
+                 reset_on_collapse: bool = False,
+                 checkpoint_interval: int = 100,
+                 resume: bool = False,
+                 state_file: str = STATE_FILE) -> None:
         if not isinstance(method, dict) or 'type' not in method:
             raise TypeError(
                 f'method={method!r} must be a config dict with a type, e.g. '
@@ -116,13 +106,6 @@ class TestTimeAdaptationHook(Hook):
         self.checkpoint_interval = checkpoint_interval
         self.resume = resume
         self.state_file = state_file
-        if malloc_mmap_threshold is not None and (not isinstance(
-                malloc_mmap_threshold, int) or malloc_mmap_threshold <= 0):
-            raise ValueError(
-                f'malloc_mmap_threshold={malloc_mmap_threshold!r}: give a '
-                f'number of bytes > 0 (default {MMAP_THRESHOLD_BYTES}), or '
-                'None to leave the allocator alone')
-        self.malloc_mmap_threshold = malloc_mmap_threshold
         self.method = None
         self._segment: Optional[tuple] = None
         self._position = 0  # batches consumed
@@ -134,12 +117,6 @@ class TestTimeAdaptationHook(Hook):
 
     # --- set-up ---------------------------------------------------------
     def before_test(self, runner) -> None:
-        if self.malloc_mmap_threshold is not None and fix_mmap_threshold(
-                self.malloc_mmap_threshold):
-            runner.logger.info(
-                f'glibc mmap threshold fixed at {self.malloc_mmap_threshold} '
-                'bytes (flat memory over long streams; '
-                'malloc_mmap_threshold=None leaves it dynamic)')
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         if self.check_checkpoint and runner._load_from:

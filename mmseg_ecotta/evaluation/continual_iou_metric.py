@@ -73,6 +73,11 @@ class ContinualIoUMetric(IoUMetric):
                     'or fix the file')
             areas = self.intersect_and_union(pred, label, num_classes,
                                              self.ignore_index)
+            # A float64 copy owned by numpy. Keeping ``.numpy()`` itself
+            # kept each image's torch tensor alive: one small block per
+            # image among that image's freed activations, which pinned
+            # glibc's heap (RSS grew ~250 KiB per image, README "Memory
+            # over long streams").
             areas = torch.stack(areas).cpu().numpy().astype(np.float64)
             key = (int(sample.get('round', 0)),
                    str(sample.get('domain', DEFAULT_DOMAIN)))

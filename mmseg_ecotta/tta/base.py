@@ -195,6 +195,9 @@ class TTAMethod:
     def forward_and_adapt(self, inputs: Tensor) -> Tensor:
         """One forward; if the method trains, one backward and one update.
 
+        A non-finite forward takes no step: it undoes the last update and
+        predicts again (:meth:`recover`).
+
         Args:
             inputs (Tensor): Normalised images, shape (N, 3, H, W).
 

@@ -1,10 +1,8 @@
-from .allocator import fix_mmap_threshold
 from .cli import add_runner_args, parse_runner_args
 from .config import PLUGIN_IMPORT, check_plugin_import, load_config
 from .files import atomic_write, check_torch_file
 
 __all__ = [
     'PLUGIN_IMPORT', 'add_runner_args', 'atomic_write', 'check_plugin_import',
-    'check_torch_file', 'fix_mmap_threshold', 'load_config',
-    'parse_runner_args'
+    'check_torch_file', 'load_config', 'parse_runner_args'
 ]

@@ -1,7 +1,6 @@
 """The soak benchmark: memory sampling and the growth verdict."""
 import json
 import os.path as osp
-import platform
 import subprocess
 import sys
 
@@ -68,5 +67,3 @@ def test_short_soak_drives_the_real_runner(tmp_path):
         results = json.load(f)
     assert results['complete'] and results['rounds'] == 4
     assert osp.isfile(osp.join(work_dir, 'tta_state.pth'))
-    if platform.libc_ver()[0] == 'glibc':
-        assert 'glibc mmap threshold fixed' in result.stdout + result.stderr
