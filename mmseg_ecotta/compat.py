@@ -118,6 +118,10 @@ def load_local_checkpoint(filename: str, map_location: Any) -> Any:
         raise FileNotFoundError(
             f'checkpoint {filename!r} does not exist: check the path '
             '(CHECKPOINT argument or load_from in the config)')
+    from .utils.files import check_torch_file  # mmseg loads after shims
+    check_torch_file(
+        filename, 'checkpoint', 'download or copy it again (an interrupted '
+        'transfer leaves a short file), or pass another checkpoint')
     return load_checkpoint_file(filename, map_location)
 
 

@@ -1,37 +1,43 @@
-"""Soak benchmark: does memory grow with the number of adaptation steps?
+"""Soak benchmark: does memory grow with the number of adapted images?
 
-A deployed stream runs for days, so any per-step leak (a growing list of
-losses, an autograd graph kept alive, an optimizer state that keeps
-growing) ends the run. :func:`run_soak` adapts a config's method for many
-steps over its stream (cycled, as more rounds would), samples
-the process' resident memory (and CUDA memory on a GPU) every ``interval``
-steps, and fits a straight line to the second half of the samples, after
-start-up allocations and allocator warm-up have settled.
+A deployed stream runs for days, so any per-image growth (a growing list
+of losses, an autograd graph kept alive, per-image records, a fragmented
+heap) ends the run. :func:`run_soak` drives the real runner, exactly what
+``tools/test_tta.py`` runs: mmengine's ``Runner`` and ``TestLoop``, the
+:class:`~mmseg_ecotta.engine.TestTimeAdaptationHook` (adaptation state
+saved every ``checkpoint_interval`` steps, results JSON rewritten at every
+domain), the :class:`~mmseg_ecotta.evaluation.ContinualIoUMetric` and
+mmengine's logging. The config's stream is repeated for as many rounds as
+``steps`` needs. :class:`SoakMemoryHook` samples the process' resident
+memory (and CUDA memory on a GPU) every ``interval`` images, and a
+straight line is fitted to the second half of the samples, after start-up
+allocations and allocator warm-up have settled.
 
 The verdict (:func:`memory_trend`): the fitted slope, extrapolated over the
 whole run, must stay below ``max(rel_tolerance * median, abs_tolerance)``
-(defaults 5% and 20 MiB). A leak of 10 KiB per step fails a 2,000-step
+(defaults 5% and 20 MiB). A leak of 10 KiB per image fails a 2,000-image
 soak; allocator noise of a few MiB does not.
 
-It calls the method's ``test_step`` directly, as mmengine's test loop does
-(under ``no_grad``), without the metric: the metric keeps each image's
-(4, C) areas on purpose (about 0.6 KiB per image at 19 classes), which is
-growth by design, not a leak.
+The data pipeline runs in the main process (``num_workers=0``), so that
+its allocations are measured too.
 """
+import math
 import os
 import resource
+import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner, load_checkpoint
-from mmseg.registry import MODELS
+from mmengine.runner import Runner
+from mmseg.registry import DATASETS, HOOKS
 
-from ..tta import build_tta_method
-from .memory import method_config_of
+from ..engine import TestTimeAdaptationHook
+from ..utils import load_config
 
 MIB = 2**20
 
@@ -90,23 +96,94 @@ def memory_trend(steps: List[int],
         grows=growth > tolerance)
 
 
+@HOOKS.register_module()
+class SoakMemoryHook(Hook):
+    """Sample resident (and CUDA) memory every ``interval`` test images.
+
+    Args:
+        interval (int): Images between samples. Defaults to 20.
+    """
+
+    priority = 'LOWEST'  # after every other hook's per-image work
+
+    def __init__(self, interval: int = 20) -> None:
+        self.interval = interval
+        self.samples: List[Dict[str, int]] = []
+        self.images = 0
+
+    def after_test_iter(self,
+                        runner,
+                        batch_idx: int,
+                        data_batch: dict = None,
+                        outputs=None) -> None:
+        self.images += len(data_batch['data_samples'])
+        if self.images % self.interval == 0:
+            self.samples.append(
+                dict(
+                    step=self.images,
+                    rss_bytes=resident_bytes(),
+                    cuda_allocated_bytes=torch.cuda.memory_allocated()
+                    if torch.cuda.is_available() else 0))
+
+
+def soak_config(config: str,
+                checkpoint: Optional[str],
+                steps: int,
+                interval: int,
+                work_dir: str,
+                cfg_options: Optional[dict] = None) -> Config:
+    """The config of a soak: the stream repeated to at least ``steps``.
+
+    Args:
+        config (str): A TTA config.
+        checkpoint (str, optional): ``load_from``.
+        steps (int): Images to adapt on, at least.
+        interval (int): :class:`SoakMemoryHook`'s interval.
+        work_dir (str): Where the runner writes logs, state and results.
+        cfg_options (dict, optional): ``--cfg-options`` overrides.
+
+    Returns:
+        Config: Ready for ``Runner.from_cfg``.
+    """
+    cfg = load_config(config, cfg_options, work_dir)
+    cfg.load_from = checkpoint
+    loader = cfg.test_dataloader
+    loader.update(num_workers=0, persistent_workers=False)
+    dataset = loader.dataset
+    if dataset.get('type') != 'WeatherStreamDataset':
+        dataset = dict(
+            type='WeatherStreamDataset',
+            domains=[dict(name='all', dataset=dataset)])
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    one_round = len(DATASETS.build(dict(dataset, rounds=1, lazy_init=False)))
+    loader.dataset = dict(dataset, rounds=math.ceil(steps / one_round))
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+        dict(type='SoakMemoryHook', interval=interval)
+    ]
+    return cfg
+
+
 def run_soak(config: str,
              checkpoint: Optional[str],
              steps: int = 2000,
              interval: int = 20,
-             device: str = 'cpu',
+             work_dir: Optional[str] = None,
+             cfg_options: Optional[dict] = None,
              rel_tolerance: float = 0.05,
              abs_tolerance: float = 20 * MIB) -> Dict[str, Any]:
-    """Adapt ``steps`` steps over a config's stream and record memory.
+    """Run a config's stream through the real runner and record memory.
 
     Args:
         config (str): A TTA config (with a ``TestTimeAdaptationHook``).
         checkpoint (str, optional): Weights to load; None keeps the random
             initialisation (memory does not depend on the values).
-        steps (int): Adaptation steps. Defaults to 2000.
-        interval (int): Sample memory every this many steps. Defaults
+        steps (int): Images to adapt on, at least: the stream runs whole
+            rounds. Defaults to 2000.
+        interval (int): Sample memory every this many images. Defaults
             to 20.
-        device (str): ``'cpu'`` or ``'cuda'``. Defaults to ``'cpu'``.
+        work_dir (str, optional): The runner's work dir. Defaults to a new
+            temporary folder.
+        cfg_options (dict, optional): Config overrides.
         rel_tolerance (float): See :func:`memory_trend`.
         abs_tolerance (float): See :func:`memory_trend`.
 
@@ -119,52 +196,33 @@ def run_soak(config: str,
         raise ValueError(f'steps={steps} with interval={interval} gives '
                          'fewer than 4 samples: raise --steps or lower '
                          '--interval')
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu')
-    model.to(device).eval()
-    method = build_tta_method(method_config_of(cfg, config), model)
-
-    loader_cfg = cfg.test_dataloader.copy()
-    # Workers' memory is not this process' RSS: load in-process so that a
-    # leak in the data pipeline is measured too.
-    loader_cfg.update(num_workers=0, persistent_workers=False)
-    loader = Runner.build_dataloader(loader_cfg)
-
-    cuda = device.startswith('cuda')
-    samples: List[Dict[str, int]] = []
+    # As any mmengine run: on the GPU when one is visible (hide it with
+    # CUDA_VISIBLE_DEVICES= to soak on the CPU).
+    cuda = torch.cuda.is_available()
+    work_dir = work_dir or tempfile.mkdtemp(prefix='soak_')
+    cfg = soak_config(config, checkpoint, steps, interval, work_dir,
+                      cfg_options)
+    runner = Runner.from_cfg(cfg)
     start = time.perf_counter()
-    step = 0
-    while step < steps:  # cycle the stream, as further rounds would
-        for batch in loader:
-            with torch.no_grad():  # as mmengine's TestLoop calls it
-                method.test_step(batch)
-            step += 1
-            if step % interval == 0 or step == steps:
-                samples.append(
-                    dict(
-                        step=step,
-                        rss_bytes=resident_bytes(),
-                        cuda_allocated_bytes=torch.cuda.memory_allocated()
-                        if cuda else 0))
-            if step == steps:
-                break
+    runner.test()
     seconds = time.perf_counter() - start
+    hook = next(h for h in runner.hooks if isinstance(h, SoakMemoryHook))
+    tta = next(
+        h for h in runner.hooks if isinstance(h, TestTimeAdaptationHook))
+    samples, images = hook.samples, hook.images
 
     rss = memory_trend([s['step'] for s in samples],
-                       [s['rss_bytes'] for s in samples], steps, rel_tolerance,
-                       abs_tolerance)
+                       [s['rss_bytes'] for s in samples], images,
+                       rel_tolerance, abs_tolerance)
     result = dict(
         config=config,
         checkpoint=checkpoint,
-        steps=steps,
+        steps=images,
         interval=interval,
-        device=device,
-        seconds_per_step=seconds / steps,
-        adaptation=dict(method.stats),
+        device='cuda' if cuda else 'cpu',
+        work_dir=work_dir,
+        seconds_per_step=seconds / images,
+        adaptation=dict(tta.method.stats),
         samples=samples,
         rss_trend=rss,
         grows=rss['grows'])
@@ -172,7 +230,7 @@ def run_soak(config: str,
         result['cuda_trend'] = memory_trend(
             [s['step']
              for s in samples], [s['cuda_allocated_bytes'] for s in samples],
-            steps, rel_tolerance, abs_tolerance)
+            images, rel_tolerance, abs_tolerance)
         result['grows'] = result['grows'] or result['cuda_trend']['grows']
     return result
 

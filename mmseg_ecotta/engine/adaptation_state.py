@@ -12,8 +12,12 @@ stream depends on:
   average where the method has one), its counters and accumulated time;
 - the RNG states (torch, CUDA, numpy, ``random``), so stochastic methods
   (CoTTA's restore) draw the same numbers after a resume;
-- the stream position (batches consumed) and the current (round, domain);
-- every metric's accumulated ``results``.
+- the stream position (batches and samples consumed) and the current
+  (round, domain);
+- every metric's accumulated ``results``;
+- the run's fingerprint (:mod:`~mmseg_ecotta.engine.run_identity`): a
+  state is resumed only by the same run, or by the same run with samples
+  removed from the stream (resumed by sample identity).
 
 It is written atomically (temp file in the same folder, fsync, rename), so
 a kill at any instant leaves the previous file intact; the temporary file a
@@ -25,11 +29,9 @@ loop's dataloader is replaced by one over the same dataset that starts at
 the saved position (:func:`dataloader_from`).
 """
 import glob
-import json
 import os
 import os.path as osp
 import random
-import tempfile
 from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
@@ -37,10 +39,13 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from ..safe_load import load_file, save_plain
+from ..utils import atomic_write, check_torch_file
+from .run_identity import fingerprint_differences
 
 STATE_FILE = 'tta_state.pth'
-# Bumped when the layout of the state file changes (2: plain data only).
-STATE_VERSION = 2
+# Bumped when the layout of the state file changes (2: plain data only;
+# 3: run identity and sample-level position).
+STATE_VERSION = 3
 
 
 def capture_rng_state() -> Dict[str, Any]:
@@ -82,41 +87,20 @@ def save_state_atomic(state: Dict[str, Any], path: str) -> None:
     The state goes to a temporary file in the same folder (same file
     system, so the rename is atomic), is flushed to disk, and replaces
     ``path`` in one ``os.replace``: readers see the old or the new file,
-    never a partial one.
+    never a partial one (:func:`~mmseg_ecotta.utils.atomic_write`).
 
     Raises:
         TypeError: ``state`` holds more than plain data
             (:func:`~mmseg_ecotta.safe_load.check_plain`).
     """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            save_plain(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-    # Persist the rename itself (POSIX; directories cannot be opened on
-    # Windows, where os.replace is already durable enough).
-    if hasattr(os, 'O_DIRECTORY'):
-        dir_fd = os.open(folder, os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    atomic_write(path, lambda f: save_plain(state, f))
 
 
 def remove_stale_temporaries(path: str) -> List[str]:
     """Delete the temporary files interrupted writes of ``path`` left.
 
-    Only names of :func:`save_state_atomic`'s own pattern
-    (``.tta_state.pth.*.tmp`` beside ``tta_state.pth``) are touched.
+    Only names of the atomic writer's own pattern (``.tta_state.pth.*.tmp``
+    beside ``tta_state.pth``) are touched.
 
     Returns:
         list[str]: The files removed.
@@ -129,38 +113,21 @@ def remove_stale_temporaries(path: str) -> List[str]:
     return stale
 
 
-def run_fingerprint(model_cfg: Any, method_cfg: dict, episodic: bool,
-                    stream_length: int, batch_size: int) -> Dict[str, str]:
-    """What a state file must match to be resumed by this run.
-
-    Values are canonical JSON strings, so configs compare by content.
-    """
-
-    def canonical(value: Any) -> str:
-        return json.dumps(value, sort_keys=True, default=repr)
-
-    return dict(
-        model=canonical(model_cfg),
-        method=canonical(method_cfg),
-        episodic=canonical(episodic),
-        stream_length=canonical(stream_length),
-        batch_size=canonical(batch_size))
-
-
-def load_state(path: str, fingerprint: Dict[str, str]) -> Dict[str, Any]:
+def load_state(path: str, fingerprint: Dict[str, Any]) -> Dict[str, Any]:
     """Load a state file and refuse one written by a different run.
 
     Args:
         path (str): The state file (``WORK_DIR/tta_state.pth``).
-        fingerprint (dict): :func:`run_fingerprint` of this run.
+        fingerprint (dict): This run's fingerprint
+            (:func:`~mmseg_ecotta.engine.run_identity.run_fingerprint`).
 
     Returns:
         dict: The saved state.
 
     Raises:
         FileNotFoundError: No state file at ``path``.
-        ValueError: The file is not a state file, or was written by a run
-            with another model, method, stream length or batch size.
+        ValueError: The file is empty, truncated or not a state file, or
+            was written by another run (the message names what differs).
         mmseg_ecotta.safe_load.UnsafeFileError: The file holds more than
             plain data (not written by us) and the user did not opt in.
     """
@@ -169,20 +136,20 @@ def load_state(path: str, fingerprint: Dict[str, str]) -> Dict[str, Any]:
             f'--resume: no adaptation state {path!r}; pass the --work-dir '
             'of the interrupted run, or run without --resume to start the '
             'stream from the beginning')
+    check_torch_file(
+        path, 'adaptation state', 'delete it and run without --resume to '
+        'start the stream afresh (or restore the file from a backup)')
     state = load_file(path, 'adaptation state')
     if not isinstance(state, dict) or state.get('version') != STATE_VERSION:
         raise ValueError(
             f'{path!r} is not an adaptation state of this version '
             f'(version {STATE_VERSION}); delete it or run without --resume')
-    saved = state['fingerprint']
-    differ = [k for k in fingerprint if saved.get(k) != fingerprint[k]]
+    differ = fingerprint_differences(state['fingerprint'], fingerprint)
     if differ:
-        details = '; '.join(f'{k}: saved {saved.get(k)} vs now '
-                            f'{fingerprint[k]}' for k in differ)
         raise ValueError(
-            f'{path!r} was written by a different run ({details}); resume '
-            'with the same config, method and stream, or use another '
-            '--work-dir to start afresh')
+            f'{path!r} was written by a different run: {", ".join(differ)}. '
+            'Resume with the same config, checkpoint and data, or give '
+            'another --work-dir to start afresh')
     return state
 
 
@@ -206,8 +173,8 @@ class SkipSampler(Sampler):
         return max(len(self.sampler) - self.skip, 0)
 
 
-def dataloader_from(loader: DataLoader, batches: int) -> DataLoader:
-    """The same stream as ``loader``, starting after ``batches`` batches.
+def dataloader_from(loader: DataLoader, samples: int) -> DataLoader:
+    """The same stream as ``loader``, starting after ``samples`` samples.
 
     Same dataset, sampler order, batch size, collate function, workers and
     worker seeding; only the start differs. The loader gets its own
@@ -217,7 +184,7 @@ def dataloader_from(loader: DataLoader, batches: int) -> DataLoader:
 
     Args:
         loader (DataLoader): The test loop's dataloader.
-        batches (int): Batches already consumed.
+        samples (int): Samples already consumed.
 
     Returns:
         DataLoader: A loader yielding the remaining batches.
@@ -228,7 +195,7 @@ def dataloader_from(loader: DataLoader, batches: int) -> DataLoader:
     return DataLoader(
         loader.dataset,
         batch_size=loader.batch_size,
-        sampler=SkipSampler(loader.sampler, batches * loader.batch_size),
+        sampler=SkipSampler(loader.sampler, samples),
         num_workers=loader.num_workers,
         collate_fn=loader.collate_fn,
         pin_memory=loader.pin_memory,

@@ -65,7 +65,8 @@ class StreamProgressHook(Hook):
 
     The running mIoU comes from the areas that
     :class:`~mmseg_ecotta.evaluation.ContinualIoUMetric` accumulated for
-    the current segment (summed incrementally: one update per image).
+    the current segment (its last entry; in a distributed run, the
+    entries of the segment's images on this rank).
 
     Args:
         width (int): Characters of the bar. Defaults to 30.
@@ -89,9 +90,7 @@ class StreamProgressHook(Hook):
                             if isinstance(m, ContinualIoUMetric)), None)
         self.total = len(runner.test_dataloader)
         self._start = time.perf_counter()
-        self._seen = 0  # entries of metric.results already summed
         self._segment = None
-        self._areas = None
 
     def before_test_iter(self,
                          runner,
@@ -103,7 +102,7 @@ class StreamProgressHook(Hook):
         if segment != self._segment:
             if self._segment is not None:
                 self._out.write('\n')  # keep the finished domain's line
-            self._segment, self._areas = segment, None
+            self._segment = segment
 
     def after_test_iter(self,
                         runner,
@@ -129,15 +128,14 @@ class StreamProgressHook(Hook):
         """mIoU (%) of the current segment's images processed so far."""
         if self.metric is None:
             return None
-        for round_idx, domain, areas in self.metric.results[self._seen:]:
-            if (round_idx, domain) == segment:
-                self._areas = (
-                    areas.astype(np.float64)
-                    if self._areas is None else self._areas + areas)
-        self._seen = len(self.metric.results)
-        if self._areas is None:
+        total = None
+        for round_idx, domain, areas, _ in reversed(self.metric.results):
+            if (round_idx, domain) != segment:
+                break
+            total = areas if total is None else total + areas
+        if total is None:
             return None
-        intersect, union = self._areas[0], self._areas[1]
+        intersect, union = total[0], total[1]
         valid = union > 0
         if not valid.any():
             return None

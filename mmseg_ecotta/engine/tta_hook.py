@@ -1,6 +1,6 @@
 """Turn any mmseg test run into continual test-time adaptation."""
 import os.path as osp
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from mmengine.dist import get_world_size
@@ -20,7 +20,8 @@ from .adaptation_state import (STATE_FILE, STATE_VERSION, capture_rng_state,
                                dataloader_from, load_state, metric_results,
                                remove_stale_temporaries,
                                restore_metric_results, restore_rng_state,
-                               run_fingerprint, save_state_atomic)
+                               save_state_atomic)
+from .run_identity import removed_samples, resume_position, run_fingerprint
 
 
 def stream_segment(data_batch: dict) -> Tuple[int, str]:
@@ -71,8 +72,12 @@ class TestTimeAdaptationHook(Hook):
             ``WORK_DIR/state_file`` every this many steps and at every
             domain boundary; 0 disables it. Defaults to 100.
         resume (bool): Continue an interrupted stream from the state file
-            in the work dir (``tools/test_tta.py --resume``). Defaults to
-            False.
+            in the work dir (``tools/test_tta.py --resume``). Only the same
+            run is resumed (same starting weights, model, method, domains
+            in order, samples, pipeline and metric), or the same run with
+            samples removed from the stream: those are skipped by identity
+            and listed in the log and in the results
+            (``removed_samples``). Defaults to False.
         state_file (str): Name of the state file in the work dir.
             Defaults to ``'tta_state.pth'``.
     """
@@ -107,8 +112,11 @@ class TestTimeAdaptationHook(Hook):
         self.method = None
         self._segment: Optional[tuple] = None
         self._position = 0  # batches consumed
+        self._consumed = 0  # samples consumed
         self._last_saved = 0
         self._rng: Optional[dict] = None
+        self._fingerprint: Optional[dict] = None
+        self._removed: List[dict] = []  # samples removed at a resume
 
     # --- set-up ---------------------------------------------------------
     def before_run(self, runner) -> None:
@@ -123,6 +131,14 @@ class TestTimeAdaptationHook(Hook):
             runner.model) else runner.model
         if self.check_checkpoint and runner._load_from:
             check_checkpoint_fits(model, runner._load_from)
+        loader = runner.test_loop.dataloader
+        if self._saving or self.resume:
+            # Before the method touches the model: the weights the stream
+            # starts from.
+            self._fingerprint = run_fingerprint(runner.cfg, self.method_cfg,
+                                                self.episodic, model,
+                                                loader.dataset,
+                                                loader.batch_size)
         self.method = build_tta_method(self.method_cfg, model)
         # An instance attribute: mmengine's loop (and any model wrapper,
         # which delegates to ``module.test_step``) now calls the method.
@@ -134,10 +150,6 @@ class TestTimeAdaptationHook(Hook):
                 'no ContinualIoUMetric in test_evaluator: per-domain results '
                 "will not be written; use test_evaluator = dict(type="
                 "'ContinualIoUMetric')")
-        loader = runner.test_loop.dataloader
-        self._fingerprint = run_fingerprint(
-            runner.cfg.get('model'), self.method_cfg, self.episodic,
-            len(loader.dataset), loader.batch_size)
         if self._saving:
             # What a kill during a state write left (the state is intact).
             for tmp in remove_stale_temporaries(
@@ -175,6 +187,7 @@ class TestTimeAdaptationHook(Hook):
                         data_batch: dict = None,
                         outputs: list = None) -> None:
         self._position += 1
+        self._consumed += len(data_batch['data_samples'])
         if self._saving:
             # The RNG as the next batch starts: a state saved before that
             # batch (in before_test_iter) replays it from here.
@@ -194,6 +207,8 @@ class TestTimeAdaptationHook(Hook):
             version=STATE_VERSION,
             fingerprint=self._fingerprint,
             position=self._position,
+            consumed=self._consumed,
+            removed_samples=self._removed,
             segment=self._segment,
             method=method.state_dict(),
             stats=dict(method.stats),
@@ -223,10 +238,25 @@ class TestTimeAdaptationHook(Hook):
         self._position = self._last_saved = state['position']
         self._rng = state['rng']
         restore_rng_state(state['rng'])
+        loop = runner.test_loop
+        saved = state['fingerprint']
+        removed = removed_samples(saved, self._fingerprint)
+        self._consumed = resume_position(saved, self._fingerprint,
+                                         state['consumed'])
+        if removed:
+            check_sequential(loop.dataloader)
+            runner.logger.warning(
+                f'resuming without {len(removed)} sample'
+                f"{'s' if len(removed) > 1 else ''} removed since the "
+                'state was saved (listed in the results as '
+                'removed_samples): ' +
+                ', '.join(f"{r['domain']}: {r['sample']}"
+                          for r in removed[:5]) +
+                (', ...' if len(removed) > 5 else ''))
+        self._removed = state['removed_samples'] + removed
         # mmengine's TestLoop iterates ``self.dataloader`` after the
         # before_test hooks: swap in one that starts at the position.
-        loop = runner.test_loop
-        loop.dataloader = dataloader_from(loop.dataloader, self._position)
+        loop.dataloader = dataloader_from(loop.dataloader, self._consumed)
         runner.logger.info(f'resumed from {path} at batch {self._position} of '
                            f'{self._position + len(loop.dataloader)} (round '
                            f'{self._segment[0] + 1}, {self._segment[1]})')
@@ -235,6 +265,7 @@ class TestTimeAdaptationHook(Hook):
         summary = self.metric.last_summary if self.metric else None
         if summary is None:
             return
+        self._log_segment(runner, summary['segments'][-1])
         self._write(runner, summary, complete=True)
         name = type(self.method).__name__
         runner.logger.info('\n' + format_class_table(
@@ -253,20 +284,23 @@ class TestTimeAdaptationHook(Hook):
             return False
         summary = self.metric.summary()
         last = summary['segments'][-1]
-        runner.logger.info(
-            f"round {last['round'] + 1} {last['domain']}: mIoU "
-            f"{last['mIoU']:.2f} over {last['num_images']} images "
-            f'({self.method.seconds / max(self.method.images, 1):.3f} '
-            's/image)')
-        if last['collapsed']:
-            runner.logger.warning(
-                f"predictions collapsed in round {last['round'] + 1} "
-                f"{last['domain']}: {last['dominant_fraction']:.0%} of the "
-                f"pixels are {last['dominant_class']}" +
-                ('; resetting to the source state' if self.
-                 reset_on_collapse else ''))
+        self._log_segment(runner, last, reset=self.reset_on_collapse)
         self._write(runner, summary, complete=False)
         return last['collapsed']
+
+    def _log_segment(self, runner, segment: dict, reset: bool = False) -> None:
+        """One line per finished domain; a warning if it collapsed."""
+        runner.logger.info(
+            f"round {segment['round'] + 1} {segment['domain']}: mIoU "
+            f"{segment['mIoU']:.2f} over {segment['num_images']} images "
+            f'({self.method.seconds / max(self.method.images, 1):.3f} '
+            's/image)')
+        if segment['collapsed']:
+            runner.logger.warning(
+                f"predictions collapsed in round {segment['round'] + 1} "
+                f"{segment['domain']}: {segment['dominant_fraction']:.0%} of "
+                f"the pixels are {segment['dominant_class']}" +
+                ('; resetting to the source state' if reset else ''))
 
     def cost(self) -> dict:
         """Seconds per image, trainable parameters and peak memory."""
@@ -294,8 +328,24 @@ class TestTimeAdaptationHook(Hook):
             checkpoint=runner._load_from,
             cost=self.cost(),
             adaptation=dict(self.method.stats, images=self.method.images),
+            removed_samples=self._removed,
             **summary)
         write_json_atomic(data, osp.join(runner.work_dir, self.results_file))
+
+
+def check_sequential(loader) -> None:
+    """Raise unless ``loader`` visits its dataset in order.
+
+    Resuming by sample identity maps stream positions, which only a
+    sequential sampler keeps (the continual protocol is sequential).
+    """
+    if list(loader.sampler) != list(range(len(loader.dataset))):
+        raise ValueError(
+            'samples were removed from the stream since the state was saved, '
+            'and the test dataloader does not visit the stream in order '
+            "(e.g. sampler=dict(type='DefaultSampler', shuffle=True)): "
+            'resume with the samples restored, or start afresh in another '
+            '--work-dir')
 
 
 def check_checkpoint_fits(model: torch.nn.Module, filename: str) -> None:

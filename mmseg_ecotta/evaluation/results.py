@@ -16,16 +16,18 @@ Schema of the summary (and of ``tta_results.json``; all IoUs in %)::
       "per_class_iou": {"road": 88.0, ...}  # over all segments
     }
 
-The hook adds ``method``, ``config``, ``checkpoint``, ``cost``
+The hook adds ``method``, ``config``, ``checkpoint``, ``removed_samples``
+(samples removed from the stream at a resume, ``[{"domain", "sample"}]``),
+``cost``
 (``seconds_per_image``, ``trainable_params``, ``peak_memory_bytes``,
 ``peak_memory_kind``) and ``adaptation`` (update counters) to the file.
 """
 import json
-import os
-import os.path as osp
 from typing import Dict, List, Sequence
 
 import numpy as np
+
+from ..utils import atomic_write
 
 
 def _iou(areas: np.ndarray) -> np.ndarray:
@@ -168,9 +170,8 @@ def _json_safe(value):
 
 
 def write_json_atomic(data: dict, path: str) -> None:
-    """Write JSON via a temporary file and rename: never a torn file."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(_json_safe(data), f, indent=2, allow_nan=False)
-    os.replace(tmp, path)
+    """Write strict JSON with :func:`~mmseg_ecotta.utils.atomic_write`."""
+    atomic_write(
+        path,
+        lambda f: json.dump(_json_safe(data), f, indent=2, allow_nan=False),
+        binary=False)

@@ -1,6 +1,4 @@
 """Test-time adaptation methods: one file each, registered by name."""
-from mmengine.registry import build_from_cfg
-
 from ..registry import TTA_METHODS
 from .base import TTAMethod
 from .bn_adapt import BNAdapt
@@ -21,7 +19,11 @@ def build_tta_method(cfg: dict, model) -> TTAMethod:
     if name not in TTA_METHODS.module_dict:
         raise KeyError(f'unknown TTA method {name!r}; registered methods: '
                        f'{sorted(TTA_METHODS.module_dict)}')
-    return build_from_cfg(cfg, TTA_METHODS, default_args=dict(model=model))
+    # Looked up directly, not with build_from_cfg: that would search the
+    # run's default scope ('mmseg') in this plugin-only registry and warn
+    # on every run that it fell back to the registry it was given.
+    args = {k: v for k, v in cfg.items() if k != 'type'}
+    return TTA_METHODS.get(name)(model=model, **args)
 
 
 __all__ = [

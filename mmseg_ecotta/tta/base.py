@@ -9,8 +9,9 @@ A method is three decisions (after tent, Wang et al., ICLR 2021):
 
 The base class owns everything else once: re-enabling gradients inside
 mmengine's ``no_grad`` test loop, the optimizer built from config, the
-snapshot and exact reset, skipping non-finite updates, memory and time
-accounting, and the online protocol (the scored prediction comes from the
+snapshot and exact reset, the non-finite guard (a step that breaks the
+weights is undone, see :mod:`~mmseg_ecotta.tta.step_guard`), memory and
+time accounting, and the online protocol (the scored prediction comes from the
 same forward pass that produces the loss: predict, then update).
 
 Train/eval mode is deliberately *not* one of the decisions: mmengine's
@@ -33,6 +34,7 @@ from torch import Tensor
 
 from ..models.lean_backward import make_lean
 from ..models.memory_probe import SavedTensorRecorder, SavedTensorReport
+from .step_guard import StepGuard
 
 NamedParams = List[Tuple[str, nn.Parameter]]
 
@@ -52,18 +54,30 @@ class TTAMethod:
             identical. Defaults to False.
         measure_memory (bool): Record the bytes autograd saves in the first
             adaptation step. Defaults to True.
+        reset_after_nonfinite (int): Reset to the source state after this
+            many non-finite steps in a row (each one skipped, and the last
+            update undone where it caused it); 0 never resets. Defaults to
+            5: one bad image is skipped, a model that stays broken after
+            its last update was undone is reset.
     """
 
     def __init__(self,
                  model: EncoderDecoder,
                  optimizer: Optional[dict] = None,
                  lean_backward: bool = False,
-                 measure_memory: bool = True) -> None:
+                 measure_memory: bool = True,
+                 reset_after_nonfinite: int = 5) -> None:
         if not isinstance(model, EncoderDecoder):
             raise TypeError(
                 f'{type(self).__name__} adapts an mmseg EncoderDecoder, got '
                 f'{type(model).__name__}')
         mode = model.test_cfg.get('mode', 'whole')
+        if not isinstance(reset_after_nonfinite,
+                          int) or reset_after_nonfinite < 0:
+            raise ValueError(
+                f'reset_after_nonfinite={reset_after_nonfinite!r}: give a '
+                'number of consecutive non-finite steps >= 0 (0 never '
+                'resets)')
         if mode != 'whole':
             raise ValueError(
                 f"model.test_cfg.mode={mode!r}: test-time adaptation needs "
@@ -91,9 +105,18 @@ class TTAMethod:
             make_lean(model)
         self.measure_memory = measure_memory
         self.saved_tensors: Optional[SavedTensorReport] = None
-        self.stats = dict(steps=0, updates=0, skipped_nonfinite=0, resets=0)
+        self.reset_after_nonfinite = reset_after_nonfinite
+        self.stats = dict(
+            steps=0,
+            updates=0,
+            skipped_nonfinite=0,
+            undone_updates=0,
+            nonfinite_resets=0,
+            resets=0)
         self.seconds = 0.0
         self.images = 0
+        self._nonfinite_streak = 0
+        self._guard: Optional[StepGuard] = None  # built at the first step
         self._snapshot = self.state_dict()
 
     # --- the three decisions -------------------------------------------
@@ -143,8 +166,18 @@ class TTAMethod:
                 optimizer=self.optimizer.state_dict()
                 if self.optimizer else None))
 
+    def guarded_tensors(self) -> List[Tensor]:
+        """What an optimizer step changes, besides the optimizer state.
+
+        The trainable parameters; a method that updates other tensors
+        from them after each step (an EMA teacher) adds those.
+        """
+        return [p for _, p in self.named_params]
+
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` exactly."""
+        if self._guard is not None:
+            self._guard.discard()  # it guarded a step of another state
         unexpected = self.model.load_state_dict(
             state['model'], strict=False).unexpected_keys
         if unexpected:
@@ -170,6 +203,9 @@ class TTAMethod:
     def forward_and_adapt(self, inputs: Tensor) -> Tensor:
         """One forward; if the method trains, one backward and one update.
 
+        A non-finite forward takes no step: it undoes the last update and
+        predicts again (:meth:`recover`).
+
         Args:
             inputs (Tensor): Normalised images, shape (N, 3, H, W).
 
@@ -190,29 +226,111 @@ class TTAMethod:
             else:
                 logits = self.decode(inputs)
                 loss = self.loss(logits)
-            self.update(loss)
+            if bool(torch.isfinite(logits).all()):
+                # The weights of the last update gave a finite forward:
+                # that update is no longer a candidate to undo.
+                self.guard.discard()
+                self.update(loss)
+            else:
+                logits = self.recover(inputs, logits)
         self.after_update(inputs, logits)
         return logits.detach()
 
     def update(self, loss: Tensor) -> None:
-        """Backward and step, unless the loss or a gradient is not finite."""
+        """Backward and step; skip or undo a step that is not finite.
+
+        A non-finite loss or gradient skips the step. After the step, the
+        parameters and the optimizer state are checked: if anything is
+        non-finite, the step is undone at once.
+        """
         self.stats['steps'] += 1
         self.optimizer.zero_grad(set_to_none=True)
-        if torch.isfinite(loss):
-            loss.backward()
-            grads = [
-                p.grad for _, p in self.named_params if p.grad is not None
-            ]
-            if all(bool(torch.isfinite(g).all()) for g in grads):
-                self.optimizer.step()
-                self.stats['updates'] += 1
-                return
+        if not torch.isfinite(loss):
+            self._reject('non-finite loss', undo=False)
+            return
+        loss.backward()
+        grads = [p.grad for _, p in self.named_params if p.grad is not None]
+        if not all(bool(torch.isfinite(g).all()) for g in grads):
             self.optimizer.zero_grad(set_to_none=True)
+            self._reject('non-finite gradient', undo=False)
+            return
+        self.guard.save()
+        try:
+            self.optimizer.step()
+        except RuntimeError as e:
+            # e.g. Adam at lr=1e38: its step size overflows float32.
+            self.guard.restore()
+            lrs = sorted({g['lr'] for g in self.optimizer.param_groups})
+            lr = lrs[0] if len(lrs) == 1 else lrs
+            raise RuntimeError(
+                f'{type(self).__name__}: the optimizer step failed ({e}); '
+                f'check the optimizer config (lr={lr})') from e
+        if not self.guard.finite():
+            self._reject('non-finite weights after the step', undo=True)
+            return
+        self.stats['updates'] += 1
+        self._nonfinite_streak = 0
+
+    def recover(self, inputs: Tensor, logits: Tensor) -> Tensor:
+        """Non-finite logits: undo the last update and predict again.
+
+        Weights that are finite but huge (e.g. after a step with a far too
+        large learning rate) only show in the next forward, which
+        overflows. That forward's prediction is replaced by one of the
+        weights from before the offending update.
+
+        Args:
+            inputs (Tensor): The batch, shape (N, 3, H, W).
+            logits (Tensor): Its non-finite decoder logits (N, C, h, w).
+
+        Returns:
+            Tensor: Decoder logits of the restored weights (still the
+            non-finite ones where nothing could be restored).
+        """
+        self.stats['steps'] += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        if self._reject('non-finite prediction', undo=True):
+            with torch.no_grad():
+                return self.decode(inputs)
+        return logits
+
+    @property
+    def guard(self) -> StepGuard:
+        """The :class:`StepGuard` of the trainable state."""
+        if self._guard is None:
+            self._guard = StepGuard(self.guarded_tensors(), self.optimizer)
+        return self._guard
+
+    def _reject(self, what: str, undo: bool) -> bool:
+        """Count a skipped step; undo the last update; reset if stuck.
+
+        Args:
+            what (str): What was not finite, for the log.
+            undo (bool): Whether the last update caused it (then it is
+                undone, if the guard still holds the state before it).
+
+        Returns:
+            bool: Whether the weights changed (undone or reset).
+        """
         self.stats['skipped_nonfinite'] += 1
+        self._nonfinite_streak += 1
+        message = (f'{type(self).__name__}: {what} at step '
+                   f'{self.stats["steps"]}; update skipped')
+        changed = undo and self.guard.restore()
+        if changed:
+            self.stats['undone_updates'] += 1
+            message += ', the last update undone'
+        limit = self.reset_after_nonfinite
+        if limit and self._nonfinite_streak >= limit:
+            self.reset()
+            self.stats['nonfinite_resets'] += 1
+            self._nonfinite_streak = 0
+            changed = True
+            message += (f'; {limit} in a row: reset to the source state '
+                        '(lower the learning rate if this repeats)')
         MMLogger.get_current_instance().warning(
-            f'{type(self).__name__}: non-finite loss or gradient at step '
-            f'{self.stats["steps"]}; update skipped '
-            f'({self.stats["skipped_nonfinite"]} so far)')
+            f'{message} ({self.stats["skipped_nonfinite"]} skipped so far)')
+        return changed
 
     def after_update(self, inputs: Tensor, logits: Tensor) -> None:
         """Hook for methods that act after each update (e.g. EMA)."""

@@ -212,9 +212,24 @@ class CoTTA(TTAMethod):
         """
         with torch.no_grad():
             self._pseudo_label = self.teacher_prediction(inputs)
+        changes = self.stats['undone_updates'] + self.stats['nonfinite_resets']
         super().forward_and_adapt(inputs)
+        if self.stats['undone_updates'] + self.stats[
+                'nonfinite_resets'] != changes:
+            # The teacher came back with the student (guarded_tensors):
+            # predict with the restored one.
+            with torch.no_grad():
+                self._pseudo_label = self.teacher_prediction(inputs)
         tiny = torch.finfo(self._pseudo_label.dtype).tiny
         return self._pseudo_label.clamp_min(tiny).log()
+
+    def guarded_tensors(self) -> List[Tensor]:
+        """The student's trainable parameters and the teacher's copies.
+
+        The teacher follows the student after every step (EMA), so undoing
+        a step that broke the student must undo the teacher's share too.
+        """
+        return super().guarded_tensors() + self._teacher_params
 
     @torch.no_grad()
     def after_update(self, inputs: Tensor, logits: Tensor) -> None:

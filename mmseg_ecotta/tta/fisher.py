@@ -32,9 +32,12 @@ from mmseg.registry import DATASETS, MODELS
 from torch import Tensor
 
 from ..safe_load import load_file, save_plain
+from ..utils import check_torch_file
 from .base import NamedParams, TTAMethod
 
 FISHER_TOOL = 'tools/compute_fisher.py CONFIG CHECKPOINT --out FILE'
+# Label-loading transforms, dropped from the pipeline: no label is read.
+LABEL_LOADERS = ('LoadAnnotations', 'LoadCheckedAnnotations')
 
 
 def compute_fisher(method: TTAMethod,
@@ -146,7 +149,7 @@ def fisher_from_config(cfg: Config,
         t for t in
         cfg.get('test_pipeline',
                 [dict(type='LoadImageFromFile'),
-                 dict(type='PackSegInputs')]) if t['type'] != 'LoadAnnotations'
+                 dict(type='PackSegInputs')]) if t['type'] not in LABEL_LOADERS
     ]
     dataset = DATASETS.build(
         dict(
@@ -188,8 +191,9 @@ def load_fisher(path: Optional[str],
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: The file's parameter names or shapes differ from
-            ``named_params``.
+        ValueError: The file is empty, truncated or not a Fisher file, its
+            parameter names or shapes differ from ``named_params``, or it
+            holds non-finite values.
         mmseg_ecotta.safe_load.UnsafeFileError: The file holds more than
             plain data and the user did not opt in.
     """
@@ -200,6 +204,8 @@ def load_fisher(path: Optional[str],
             f'Fisher file {path!r} does not exist; create it with '
             f'python {FISHER_TOOL} (with --out {path}), or set '
             'fisher_file=None for EATA without the regulariser (ETA)')
+    check_torch_file(path, 'Fisher file',
+                     f'recreate it with python {FISHER_TOOL}')
     data = load_file(path, 'Fisher file')
     fisher = data.get('fisher') if isinstance(data, dict) else None
     if not isinstance(fisher, dict):
@@ -220,6 +226,14 @@ def load_fisher(path: Optional[str],
             f'unexpected {unexpected[:3]}, {len(shapes)} shape mismatches '
             f'{shapes[:3]}; recompute it for this config and checkpoint '
             f'with python {FISHER_TOOL}')
+    broken = [n for n in sorted(own) if not torch.isfinite(fisher[n]).all()]
+    if broken:
+        # The penalty would be NaN, and so every loss: no step would ever
+        # be taken.
+        raise ValueError(
+            f'Fisher file {path!r} has non-finite values in {len(broken)} '
+            f'parameters {broken[:3]}; recompute it with python '
+            f'{FISHER_TOOL}')
     data['fisher'] = {
         n: fisher[n].to(p.device, p.dtype)
         for n, p in own.items()

@@ -1,7 +1,9 @@
 from .cli import add_runner_args, add_unsafe_load_arg, parse_runner_args
 from .config import PLUGIN_IMPORT, check_plugin_import, load_config
+from .files import atomic_write, check_torch_file
 
 __all__ = [
-    'PLUGIN_IMPORT', 'add_runner_args', 'add_unsafe_load_arg',
-    'check_plugin_import', 'load_config', 'parse_runner_args'
+    'PLUGIN_IMPORT', 'add_runner_args', 'add_unsafe_load_arg', 'atomic_write',
+    'check_plugin_import', 'check_torch_file', 'load_config',
+    'parse_runner_args'
 ]

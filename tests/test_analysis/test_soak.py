@@ -1,4 +1,5 @@
 """The soak benchmark: memory sampling and the growth verdict."""
+import json
 import os.path as osp
 import subprocess
 import sys
@@ -6,7 +7,7 @@ import sys
 import pytest
 
 from mmseg_ecotta.analysis import memory_trend, resident_bytes
-from ..conftest import REPO
+from ..conftest import REPO, write_acdc
 
 MIB = 2**20
 ECOTTA = osp.join(
@@ -39,19 +40,30 @@ def test_a_leak_fails_and_noise_passes():
         memory_trend(steps[:3], noise[:3], 2000)
 
 
-@pytest.mark.skipif(
-    not osp.isdir(osp.join(REPO, 'data/synthetic/acdc')),
-    reason='python tools/make_synthetic_stream.py --out data/synthetic')
-def test_short_soak_of_ecotta_is_flat(tmp_path):
-    out = str(tmp_path / 'soak.json')
+def test_short_soak_drives_the_real_runner(tmp_path):
+    root = write_acdc(
+        str(tmp_path / 'acdc'),
+        {c: 3
+         for c in ('fog', 'night', 'rain', 'snow')})
+    out, work_dir = str(tmp_path / 'soak.json'), str(tmp_path / 'work')
     result = subprocess.run([
         sys.executable, 'tools/analysis/soak.py', ECOTTA, WARMUP, '--steps',
-        '100', '--interval', '10', '--json', out
+        '40', '--interval', '4', '--json', out, '--work-dir', work_dir,
+        '--cfg-options',
+        f'test_dataloader.dataset.dataset_template.data_root={root}',
+        'custom_hooks.0.checkpoint_interval=10'
     ],
                             cwd=REPO,
                             capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    assert 'RSS at step 100' in result.stdout
+    assert '48 steps of' in result.stdout  # 4 whole rounds of 12 images
     assert 'rss_trend' in result.stdout and 'flat' in result.stdout
-    assert osp.getsize(out) > 0
+    with open(out) as f:
+        soak = json.load(f)
+    assert [s['step'] for s in soak['samples']] == list(range(4, 49, 4))
+    # The runner's own writes happened: results, adaptation state, log.
+    with open(osp.join(work_dir, 'tta_results.json')) as f:
+        results = json.load(f)
+    assert results['complete'] and results['rounds'] == 4
+    assert osp.isfile(osp.join(work_dir, 'tta_state.pth'))

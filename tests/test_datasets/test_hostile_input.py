@@ -1,4 +1,7 @@
-"""Hostile input: each bad file is a clear error naming it and the fix."""
+"""Hostile input: each bad file is a clear error naming it and the fix.
+
+Images, labels, checkpoints and adaptation states.
+"""
 import os.path as osp
 import struct
 import zlib
@@ -8,11 +11,15 @@ import numpy as np
 import pytest
 import torch
 from mmcv.transforms import LoadImageFromFile
+from mmseg.datasets.transforms import LoadAnnotations
 from PIL import Image
 
+from mmseg_ecotta.compat import load_trusted_local_checkpoint
 from mmseg_ecotta.datasets import WeatherStreamDataset
 from mmseg_ecotta.datasets.transforms import (BadImageError,
+                                              LoadCheckedAnnotations,
                                               LoadCheckedImageFromFile)
+from mmseg_ecotta.engine.adaptation_state import load_state
 from mmseg_ecotta.evaluation import ContinualIoUMetric
 from ..conftest import write_acdc
 
@@ -145,3 +152,75 @@ def test_stream_naming_a_missing_folder_is_refused(tmp_path):
             rounds=1,
             dataset_template=dict(type='ACDCDataset', data_root=root))
     assert osp.join('rgb_anon', 'snow') in str(info.value)
+
+
+def _load_label(path, **kwargs) -> dict:
+    return LoadCheckedAnnotations(**kwargs)(
+        dict(seg_map_path=str(path), reduce_zero_label=False, seg_fields=[]))
+
+
+def test_a_good_label_loads_exactly_as_mmseg_loads_it(tmp_path):
+    label = np.random.default_rng(0).integers(0, 19, (32, 48), np.uint8)
+    path = _png(tmp_path / 'x_gt_labelTrainIds.png', label)
+    stock = LoadAnnotations()(
+        dict(seg_map_path=path, reduce_zero_label=False, seg_fields=[]))
+    ours = _load_label(path)['gt_seg_map']
+    assert np.array_equal(ours, stock['gt_seg_map'])
+    assert np.array_equal(ours, label)
+
+
+@pytest.mark.parametrize('kind, message', [
+    ('truncated', 'is corrupt or truncated'),
+    ('empty', r'is corrupt or truncated \(empty: 0 bytes\)'),
+    ('text', "not an image at all \\(it starts with b'Not Found"),
+    ('huge_header', '12000x12000 pixels, more than'),
+    ('colour', "mode 'RGB', not a one-channel 8-bit map"),
+    ('16bit', "mode 'I;16'"),
+])
+def test_bad_label_files_are_refused_naming_the_file(kind, message, tmp_path):
+    path = tmp_path / f'{kind}_gt_labelTrainIds.png'
+    if kind == 'truncated':
+        full = _png(
+            tmp_path / 'full.png',
+            np.random.default_rng(0).integers(0, 19, (64, 64), np.uint8))
+        _truncated(full, path)
+    elif kind == 'empty':
+        path.write_bytes(b'')
+    elif kind == 'text':
+        path.write_text('Not Found\n')
+    elif kind == 'huge_header':
+        _png_header(path, 12000, 12000)
+    else:
+        Image.new('RGB' if kind == 'colour' else 'I;16',
+                  (32, 32)).save(str(path))
+    with pytest.raises(BadImageError, match=message) as info:
+        _load_label(path)
+    assert f'label {path} ' in str(info.value)
+    assert 're-download' in str(info.value) or 'convert' in str(
+        info.value) or 'max_pixels' in str(info.value)
+
+
+@pytest.mark.parametrize('kind, message', [
+    ('empty', r'is empty \(0 bytes\)'),
+    ('truncated', 'is truncated'),
+    ('text', 'is not a PyTorch file'),
+])
+def test_bad_checkpoint_and_state_files_name_the_file_and_the_fix(
+        kind, message, tmp_path):
+    good = tmp_path / 'good.pth'
+    torch.save({'state_dict': {'w': torch.zeros(1000)}}, str(good))
+    path = tmp_path / f'{kind}.pth'
+    if kind == 'empty':
+        path.write_bytes(b'')
+    elif kind == 'truncated':
+        _truncated(str(good), path, keep=0.5)
+    else:
+        path.write_text('<html>Not Found</html>')
+    with pytest.raises(ValueError, match=message) as info:
+        load_trusted_local_checkpoint(str(path), 'cpu')
+    assert f"checkpoint '{path}'" in str(info.value)
+    assert 'download or copy it again' in str(info.value)
+    with pytest.raises(ValueError, match=message) as info:
+        load_state(str(path), {})
+    assert f"adaptation state '{path}'" in str(info.value)
+    assert 'run without --resume' in str(info.value)

@@ -1,4 +1,9 @@
-"""Kill a real run mid-stream, resume it, get the uninterrupted results."""
+"""Kill a real run mid-stream, resume it, get the uninterrupted results.
+
+Only the same run is resumed; a run with a bad file removed continues by
+sample identity.
+"""
+import glob
 import json
 import os
 import os.path as osp
@@ -168,41 +173,121 @@ def _run(tmp_path, config, ckpt, work_dir, root, *extra, options=()):
         text=True)
 
 
-def test_resume_refuses_another_method_or_stream(tmp_path, stream_root):
-    ckpt = str(tmp_path / 'tiny.pth')
-    torch.save({'state_dict': build_model(TINY_MODEL).state_dict()}, ckpt)
-    config = _config(tmp_path, 'Tent')
-    work_dir = str(tmp_path / 'work')
-    missing = _run(tmp_path, config, ckpt, work_dir, stream_root, '--resume')
+@pytest.fixture(scope='module')
+def finished_run(tmp_path_factory) -> dict:
+    """A finished Tent run whose state the refusal tests try to resume."""
+    from ..conftest import write_acdc
+    tmp = tmp_path_factory.mktemp('finished')
+    root = write_acdc(
+        str(tmp / 'acdc'),
+        {c: PER_DOMAIN
+         for c in ('fog', 'night', 'rain', 'snow')})
+    run = dict(tmp=tmp, root=root, config=_config(tmp, 'Tent'))
+    for name in ('ckpt', 'other_ckpt'):
+        run[name] = str(tmp / f'{name}.pth')
+        torch.save({'state_dict': build_model(TINY_MODEL).state_dict()},
+                   run[name])
+    run['work_dir'] = str(tmp / 'work')
+    missing = _run(tmp, run['config'], run['ckpt'], run['work_dir'], root,
+                   '--resume')
     assert missing.returncode != 0
     assert 'no adaptation state' in missing.stderr
     assert 'run without --resume' in missing.stderr
-    # A fresh run also removes what interrupted writes left, only that.
-    stale = osp.join(work_dir, f'.{STATE_FILE}.abc123.tmp')
-    other = osp.join(work_dir, '.notes.tmp')
-    for path in (stale, other):
-        open(path, 'wb').close()
-    assert _run(tmp_path, config, ckpt, work_dir, stream_root).returncode == 0
-    assert not osp.exists(stale) and osp.exists(other)
-    other_method = _run(
-        tmp_path,
-        config,
+    done = _run(tmp, run['config'], run['ckpt'], run['work_dir'], root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run
+
+
+# What each refused resume changes, and how the refusal names it. The
+# checkpoint and the domain order alone (what the issue found resumed
+# silently); the other fields together, in one run (each field alone is
+# unit-tested in test_run_identity.py).
+REFUSED = dict(
+    checkpoint=([], ['checkpoint (the starting weights differ: sha256 ']),
+    domains=(['test_dataloader.dataset.domains=[night,fog,rain,snow]'], [
+        "domains (saved ['fog', 'night', 'rain', 'snow'], now "
+        "['night', 'fog', 'rain', 'snow'])"
+    ]),
+    configs=([
+        'custom_hooks.0.method.lean_backward=True',
+        'test_dataloader.dataset.rounds=3',
+        'test_dataloader.dataset.dataset_template.pipeline.1.scale=(128,64)',
+        'test_evaluator.ignore_index=0'
+    ], [
+        'method (lean_backward: new, True)', 'rounds (saved 2, now 3)',
+        'pipeline ([0][1:Resize].scale: saved [256, 128], now [128, 64])',
+        'evaluator (ignore_index: new, 0)'
+    ]))
+
+
+@pytest.mark.parametrize('change', list(REFUSED))
+def test_resume_of_another_run_is_refused_naming_what_differs(
+        change, finished_run):
+    options, messages = REFUSED[change]
+    run = finished_run
+    ckpt = run['other_ckpt'] if change == 'checkpoint' else run['ckpt']
+    refused = _run(
+        run['tmp'],
+        run['config'],
         ckpt,
-        work_dir,
-        stream_root,
+        run['work_dir'],
+        run['root'],
         '--resume',
-        options=['custom_hooks.0.method.lean_backward=True'])
-    assert other_method.returncode != 0
-    assert 'was written by a different run (method' in other_method.stderr
-    longer = _run(
-        tmp_path,
-        config,
-        ckpt,
-        work_dir,
-        stream_root,
-        '--resume',
-        options=['test_dataloader.dataset.rounds=3'])
-    assert 'stream_length: saved 24 vs now 36' in longer.stderr
+        options=options)
+    assert refused.returncode != 0
+    error = refused.stderr.strip().splitlines()[-1]
+    assert 'was written by a different run: ' + messages[0] in error
+    assert all(m in error for m in messages), error
+    assert 'give another --work-dir' in error
+    # One phrase per field, no config dump (that was about 1 KB).
+    state = osp.join(run['work_dir'], STATE_FILE)
+    assert len(error) - len(state) < 150 + 120 * len(messages), error
+
+
+def test_removing_a_bad_file_and_resuming_equals_a_run_without_it(
+        tmp_path, stream_root):
+    # The README's recovery: a bad file stops the run naming it; remove it
+    # and --resume. The stream then continues by sample identity.
+    ckpt = str(tmp_path / 'tiny.pth')
+    torch.save({'state_dict': build_model(TINY_MODEL).state_dict()}, ckpt)
+    config = _config(tmp_path, 'Tent')
+    images = sorted(
+        glob.glob(osp.join(stream_root, 'rgb_anon/night/train/*/*.png')))
+    image = images[1]  # stream position 4: after the boundary's state
+    label = image.replace('rgb_anon', 'gt',
+                          1).replace('_rgb_anon.png', '_gt_labelTrainIds.png')
+    with open(label, 'rb') as f:
+        data = f.read()
+    with open(label, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    work_dir = str(tmp_path / 'work')
+    crashed = _run(tmp_path, config, ckpt, work_dir, stream_root)
+    assert crashed.returncode != 0
+    assert f'label {label} is corrupt or truncated' in crashed.stderr
+    assert _position(osp.join(work_dir, STATE_FILE)) == PER_DOMAIN
+
+    os.remove(label)
+    os.remove(image)
+    resumed = _run(tmp_path, config, ckpt, work_dir, stream_root, '--resume')
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = resumed.stdout + resumed.stderr
+    assert 'resuming without 1 sample removed since the state was saved' \
+        in log and f'night: {image}' in log
+    fresh_dir = str(tmp_path / 'fresh')
+    fresh = _run(tmp_path, config, ckpt, fresh_dir, stream_root)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+
+    expected, actual = _results(fresh_dir), _results(work_dir)
+    assert actual['complete']
+    assert actual['removed_samples'] == [dict(domain='night', sample=image)]
+    assert expected['removed_samples'] == []
+    assert [s['num_images'] for s in actual['segments']
+            ] == [PER_DOMAIN, PER_DOMAIN - 1, PER_DOMAIN, PER_DOMAIN] * ROUNDS
+    for want, got in zip(expected['segments'], actual['segments']):
+        assert got['mIoU'] == want['mIoU']
+        assert json.dumps(got['per_class_iou']) == json.dumps(
+            want['per_class_iou'])
+    assert actual['adaptation'] == expected['adaptation']
 
 
 def test_state_file_is_replaced_atomically(tmp_path, monkeypatch):

@@ -42,7 +42,8 @@ def drive_progress(stream) -> str:
             SegDataSample(metainfo=dict(round=0, domain=domain))
         ])
         hook.before_test_iter(runner, i, batch)
-        metric.results.append((0, domain, areas))  # the evaluator's process
+        # The evaluator's process, one entry per image (as distributed).
+        metric.results.append((0, domain, areas, 1))
         hook.after_test_iter(runner, i, batch)
     hook.after_test_epoch(runner)
     return stream.getvalue()

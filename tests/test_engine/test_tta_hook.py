@@ -3,6 +3,7 @@ import json
 import os.path as osp
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from mmseg_ecotta import safe_load
 from mmseg_ecotta.engine import TestTimeAdaptationHook
 from mmseg_ecotta.evaluation import ContinualIoUMetric, format_round_table
 from mmseg_ecotta.registry import TTA_METHODS
+from mmseg_ecotta.tta import build_tta_method
 from mmseg_ecotta.tta.tent import Tent
 from mmseg_ecotta.utils import load_config
 from ..conftest import REPO, TINY_MODEL, build_model
@@ -171,6 +173,52 @@ def test_collapsed_predictions_are_reported():
     assert [s['collapsed'] for s in summary['segments']] == [False, True]
     assert summary['segments'][1]['dominant_class'] == 'a'
     assert summary['collapsed_segments'] == 1
+
+
+class ListLogger:
+    """Collects what a hook logs."""
+
+    def __init__(self) -> None:
+        self.infos, self.warnings = [], []
+
+    def info(self, message: str) -> None:
+        self.infos.append(message)
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+def test_a_collapse_in_the_last_domain_is_logged(tmp_path):
+    metric = ContinualIoUMetric()
+    metric.dataset_meta = dict(classes=('a', 'b', 'c'))
+    label = torch.randint(0, 3, (1, 10, 10))
+    metric.process({}, [
+        dict(
+            domain=domain,
+            pred_sem_seg=dict(data=pred),
+            gt_sem_seg=dict(data=label))
+        for domain, pred in [('fog', torch.randint(0, 3, (
+            1, 10, 10))), ('night', torch.zeros(1, 10, 10).long())]
+    ])
+    metric.compute_metrics(metric.results)  # the end of the stream
+    hook = TestTimeAdaptationHook(method=dict(type='Source'))
+    hook.method = build_tta_method(
+        dict(type='Source'),
+        build_model(TINY_MODEL).eval())
+    hook.metric = metric
+    logger = ListLogger()
+    runner = SimpleNamespace(
+        logger=logger,
+        work_dir=str(tmp_path),
+        cfg=SimpleNamespace(filename='x.py'),
+        _load_from=None)
+    hook.after_test_epoch(runner)
+    assert any(m.startswith('round 1 night: mIoU') for m in logger.infos)
+    assert logger.warnings == [
+        'predictions collapsed in round 1 night: 100% of the pixels are a'
+    ]
+    with open(osp.join(tmp_path, 'tta_results.json')) as f:
+        assert json.load(f)['segments'][1]['collapsed']
 
 
 class NaNGradientTent(Tent):

@@ -164,3 +164,22 @@ def test_planted_fisher_file_loads_with_the_opt_in(tmp_path, unsafe_load):
         for n, _ in method.named_params
     }
     assert osp.exists(marker)
+
+
+def test_fisher_file_with_nan_or_cut_short_is_refused(tmp_path):
+    method = build_eata()
+    fisher = {n: torch.ones_like(p) for n, p in method.named_params}
+    first = sorted(fisher)[0]
+    fisher[first][0] = float('nan')
+    path = str(tmp_path / 'nan.pth')
+    torch.save(dict(fisher=fisher, params={}), path)
+    with pytest.raises(
+            ValueError,
+            match=r"non-finite values in 1 parameters \['" + first) as info:
+        load_fisher(path, method.named_params)
+    assert path in str(info.value) and 'compute_fisher.py' in str(info.value)
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    with pytest.raises(ValueError, match='is empty') as info:
+        load_fisher(str(empty), method.named_params)
+    assert 'compute_fisher.py' in str(info.value)

@@ -248,3 +248,13 @@ def test_regulariser_gradient_equals_l1_loss_and_keeps_two_bits():
     report = profile_saved_tensors(
         lambda: self_distillation_loss([(big * 1.0, big.detach() + 1)]))
     assert report.activation_bytes <= 2 * big.numel() / 8
+
+
+def test_building_in_mmsegs_scope_warns_nothing(capfd):
+    # mmseg's runner sets the default scope 'mmseg'; a registry lookup
+    # through it printed a misleading scope warning on every run.
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmseg')
+    build_method('Tent')
+    out, err = capfd.readouterr()
+    assert 'Failed to search registry' not in out + err

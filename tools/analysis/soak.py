@@ -1,14 +1,15 @@
-"""Soak benchmark: memory must not grow with the number of adaptation steps.
+"""Soak benchmark: memory must not grow with the number of adapted images.
 
-Adapts a config's method for ``--steps`` steps over its stream (cycled),
-samples resident memory (and CUDA memory on a GPU) every ``--interval``
-steps and fits a line to the second half; exits with 1 when the projected
-growth over the run exceeds max(5% of RSS, 20 MiB). See
-:mod:`mmseg_ecotta.analysis.soak`.
+Runs a config's stream (repeated to at least ``--steps`` images) through
+the real runner, as ``tools/test_tta.py`` does (hook, metric, adaptation
+state and results writes), samples resident memory (and CUDA memory on a
+GPU) every ``--interval`` images and fits a line to the second half;
+exits with 1 when the projected growth over the run exceeds max(5% of
+RSS, 20 MiB). See :mod:`mmseg_ecotta.analysis.soak`.
 
     python tools/analysis/soak.py CONFIG CHECKPOINT --steps 2000 \\
-        [--interval 20] [--device cpu|cuda] [--json OUT] [--threads N]
-        [--unsafe-load]
+        [--interval 20] [--work-dir DIR] [--json OUT] [--threads N] \\
+        [--cfg-options k=v ...] [--unsafe-load]
 """
 import argparse
 import json
@@ -18,6 +19,7 @@ import sys
 sys.path.insert(0,
                 osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import torch
+from mmengine.config import DictAction
 
 import mmseg_ecotta  # noqa: F401  (compat shims + registration)
 from mmseg_ecotta.analysis import format_soak, run_soak
@@ -31,14 +33,23 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         'checkpoint', nargs='?', help='weights (default: random init)')
     parser.add_argument(
-        '--steps', type=int, default=2000, help='adaptation steps')
+        '--steps',
+        type=int,
+        default=2000,
+        help='images to adapt on, at least (whole rounds of the stream)')
     parser.add_argument(
-        '--interval', type=int, default=20, help='steps between samples')
-    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
+        '--interval', type=int, default=20, help='images between samples')
+    parser.add_argument(
+        '--work-dir', help='the run\'s work dir (default: a temporary one)')
     parser.add_argument(
         '--threads', type=int, help='torch CPU threads (default: torch)')
     parser.add_argument('--json', help='also write the result to this file')
     add_unsafe_load_arg(parser)
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value')
     return parser.parse_args()
 
 
@@ -53,7 +64,8 @@ def main() -> int:
         args.checkpoint,
         steps=args.steps,
         interval=args.interval,
-        device=args.device)
+        work_dir=args.work_dir,
+        cfg_options=args.cfg_options)
     print(format_soak(result))
     if args.json:
         with open(args.json, 'w') as f:

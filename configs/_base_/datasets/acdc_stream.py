@@ -8,7 +8,7 @@ data_root = 'data/acdc/'
 test_pipeline = [
     dict(type='LoadCheckedImageFromFile'),
     dict(type='Resize', scale=(960, 540), keep_ratio=True),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadCheckedAnnotations'),
     dict(type='PackSegInputs')
 ]
 test_dataloader = dict(

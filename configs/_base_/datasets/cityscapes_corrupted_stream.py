@@ -33,7 +33,7 @@ test_dataloader = dict(
                             severity=severity),
                         dict(
                             type='Resize', scale=(1024, 512), keep_ratio=True),
-                        dict(type='LoadAnnotations'),
+                        dict(type='LoadCheckedAnnotations'),
                         dict(type='PackSegInputs')
                     ])) for name in corruptions
         ]))

@@ -7,7 +7,7 @@ data_root = 'data/synthetic/acdc/'
 test_pipeline = [
     dict(type='LoadCheckedImageFromFile'),
     dict(type='Resize', scale=(256, 128), keep_ratio=True),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadCheckedAnnotations'),
     dict(type='PackSegInputs')
 ]
 test_dataloader = dict(
