@@ -32,7 +32,7 @@ def write_corrupted_stream(
         split: str,
         out: str,
         severity: int,
-        conditions: Dict[str, str] = ACDC_STAND_INS,
+        conditions: Dict[str, Optional[str]] = ACDC_STAND_INS,
         out_split: str = None,
         seed: int = 0,
         backend: str = 'imagecorruptions') -> Dict[str, int]:
