@@ -14,7 +14,7 @@ from mmcv.transforms import LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 from PIL import Image
 
-from mmseg_ecotta.compat import load_trusted_local_checkpoint
+from mmseg_ecotta.compat import load_local_checkpoint
 from mmseg_ecotta.datasets import WeatherStreamDataset
 from mmseg_ecotta.datasets.transforms import (BadImageError,
                                               LoadCheckedAnnotations,
@@ -217,7 +217,7 @@ def test_bad_checkpoint_and_state_files_name_the_file_and_the_fix(
     else:
         path.write_text('<html>Not Found</html>')
     with pytest.raises(ValueError, match=message) as info:
-        load_trusted_local_checkpoint(str(path), 'cpu')
+        load_local_checkpoint(str(path), 'cpu')
     assert f"checkpoint '{path}'" in str(info.value)
     assert 'download or copy it again' in str(info.value)
     with pytest.raises(ValueError, match=message) as info:

@@ -326,7 +326,7 @@ def test_state_round_trips_as_plain_data(tmp_path):
     metric.results = [(0, 'fog', np.arange(4, dtype=np.float64) / 3),
                       (1, 'snow', np.ones((2, 3), dtype=np.int64))]
     path = str(tmp_path / STATE_FILE)
-    fingerprint = dict(model='m')
+    fingerprint = dict(model='m', domains=['fog'], samples=[['a.png']])
     save_state_atomic(
         dict(
             version=STATE_VERSION,
