@@ -351,7 +351,7 @@ def test_state_round_trips_as_plain_data(tmp_path):
 
 def test_planted_state_file_is_refused_before_running(tmp_path):
     marker, path = str(tmp_path / 'pwned'), str(tmp_path / STATE_FILE)
-    fingerprint = dict(model='m')
+    fingerprint = dict(model='m', domains=['fog'], samples=[['a.png']])
     torch.save(
         dict(
             version=STATE_VERSION,
@@ -363,7 +363,7 @@ def test_planted_state_file_is_refused_before_running(tmp_path):
 
 def test_planted_state_file_loads_with_the_opt_in(tmp_path, unsafe_load):
     marker, path = str(tmp_path / 'pwned'), str(tmp_path / STATE_FILE)
-    fingerprint = dict(model='m')
+    fingerprint = dict(model='m', domains=['fog'], samples=[['a.png']])
     torch.save(
         dict(
             version=STATE_VERSION,
