@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from mmseg_ecotta.models import TTABatchNorm2d
 from mmseg_ecotta.tta import build_tta_method
 from ..conftest import TINY_MODEL, build_model
-from .test_methods import make_batch
+from .test_methods import make_batch, train_mode_bn
 
 # One view keeps the tests fast where the augmentation does not matter.
 FAST = dict(aug_scales=(1.0, ), aug_flip=False)
@@ -144,18 +144,6 @@ def test_trainable_subsets():
 
 
 # --- the first update against an independent re-implementation -----------
-def train_mode_bn(m: torch.nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
-    """BN with the batch's statistics, running ones untouched.
-
-    A 1x1 map at batch size 1 (the image-pool branch) keeps the stored
-    statistics: the documented fallback.
-    """
-    if x.numel() == x.shape[1]:
-        return F.batch_norm(x, m.running_mean, m.running_var, m.weight, m.bias,
-                            False, 0.0, m.eps)
-    return F.batch_norm(x, None, None, m.weight, m.bias, True, 0.0, m.eps)
-
-
 def reference_cotta_step(model, batch, recipe, scales, threshold, lr, p, seed):
     """One CoTTA step written from the paper and the authors' two recipes.
 

@@ -1,5 +1,6 @@
 """Every registered TTA method, plus each method's own mechanics."""
 import copy
+import functools
 import math
 
 import pytest
@@ -31,6 +32,18 @@ def make_batch(seed: int = 0, h: int = 64, w: int = 128) -> dict:
     sample.gt_sem_seg = PixelData(
         data=torch.randint(0, 19, (1, h, w), generator=g))
     return dict(inputs=[image], data_samples=[sample])
+
+
+def train_mode_bn(m: torch.nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """BN with the batch's statistics, running ones untouched.
+
+    A 1x1 map at batch size 1 (the image-pool branch) keeps the stored
+    statistics: the documented fallback.
+    """
+    if x.numel() == x.shape[1]:
+        return F.batch_norm(x, m.running_mean, m.running_var, m.weight, m.bias,
+                            False, 0.0, m.eps)
+    return F.batch_norm(x, None, None, m.weight, m.bias, True, 0.0, m.eps)
 
 
 def build_method(name: str, **kwargs):
@@ -176,14 +189,8 @@ def test_tent_update_equals_reference_algorithm():
     bns = [m for m in reference.modules() if isinstance(m, TTABatchNorm2d)]
     params = [p for m in bns for p in (m.weight, m.bias)]
 
-    def train_mode_bn(m, x):
-        if x.numel() == x.shape[1]:  # documented 1x1 image-pool fallback
-            return F.batch_norm(x, m.running_mean, m.running_var, m.weight,
-                                m.bias, False, 0.0, m.eps)
-        return F.batch_norm(x, None, None, m.weight, m.bias, True, 0.0, m.eps)
-
     for m in bns:
-        m.forward = (lambda mod: lambda x: train_mode_bn(mod, x))(m)
+        m.forward = functools.partial(train_mode_bn, m)
     opt = torch.optim.SGD(params, lr=0.1)
     inputs = reference.data_preprocessor(batch, False)['inputs']
     logits = reference.decode_head(reference.extract_feat(inputs))
