@@ -18,7 +18,9 @@ Schema of the summary (and of ``tta_results.json``; all IoUs in %)::
 
 The hook adds ``method``, ``config``, ``checkpoint``, ``cost``
 (``seconds_per_image``, ``trainable_params``, ``peak_memory_bytes``,
-``peak_memory_kind``) and ``adaptation`` (update counters) to the file.
+``peak_memory_kind``) and ``adaptation`` (update counters: ``steps``,
+``updates``, ``skipped_*``, ``resets``, ``images`` and ``update_fraction``,
+the share of steps that updated the weights, None without parameters).
 """
 import json
 import os
