@@ -6,7 +6,11 @@ are clean source images in Cityscapes' layout, no labels are read:
 
     python tools/compute_fisher.py CONFIG CHECKPOINT --out FILE
         [--data-root data/cityscapes/] [--split val] [--num-images 500]
-        [--cfg-options k=v ...] [--unsafe-load]
+        [--batch-size 64] [--cfg-options k=v ...] [--unsafe-load]
+
+The Fisher is EATA's estimator: the squared gradient of each batch of
+--batch-size images' mean loss, averaged over batches (EATA's beta = 2000
+fits batches of 64).
 
 e.g. configs/tta/acdc/eata_deeplabv3plus_r50-d8_cityscapes2acdc.py with
 --out data/checkpoints/fisher_deeplabv3plus_r50-d8_cityscapes.pth.
@@ -42,6 +46,11 @@ def parse_args() -> argparse.Namespace:
         default=500,
         help='images to use (or all that exist)')
     parser.add_argument(
+        '--batch-size',
+        type=int,
+        default=64,
+        help='images per squared gradient (EATA: 64)')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -58,12 +67,13 @@ def main() -> None:
     cfg = load_config(
         args.config, args.cfg_options, unsafe_load=args.unsafe_load)
     result = fisher_from_config(cfg, args.checkpoint, args.data_root,
-                                args.split, args.num_images)
+                                args.split, args.num_images, args.batch_size)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     save_fisher(result, args.out, args.config, args.checkpoint)
     MMLogger.get_current_instance().info(
         f'Fisher of {len(result["fisher"])} parameters from '
-        f'{result["num_images"]} images written to {args.out}')
+        f'{result["num_images"]} images (batches of '
+        f'{result["batch_size"]}) written to {args.out}')
 
 
 if __name__ == '__main__':

@@ -327,7 +327,10 @@ class TestTimeAdaptationHook(Hook):
             config=runner.cfg.filename,
             checkpoint=runner._load_from,
             cost=self.cost(),
-            adaptation=dict(self.method.stats, images=self.method.images),
+            adaptation=dict(
+                self.method.stats,
+                images=self.method.images,
+                update_fraction=update_fraction(self.method.stats)),
             removed_samples=self._removed,
             **summary)
         write_json_atomic(data, osp.join(runner.work_dir, self.results_file))
@@ -346,6 +349,15 @@ def check_sequential(loader) -> None:
             "(e.g. sampler=dict(type='DefaultSampler', shuffle=True)): "
             'resume with the samples restored, or start afresh in another '
             '--work-dir')
+
+
+def update_fraction(stats: dict) -> Optional[float]:
+    """Share of adaptation steps that updated the weights.
+
+    At batch size 1, the fraction of images the method adapted on (EATA's
+    filters skip some); None for methods that train nothing.
+    """
+    return stats['updates'] / stats['steps'] if stats['steps'] else None
 
 
 def check_checkpoint_fits(model: torch.nn.Module, filename: str) -> None:

@@ -37,7 +37,10 @@ def comparison_rows(runs: Dict[str, dict]) -> List[dict]:
         list[dict]: Rows with ``method``, each domain, ``mean``,
         ``first_round``, ``last_round``, ``rounds`` (round name ->
         domain -> mIoU, plus ``mean``), ``seconds_per_image``,
-        ``trainable_params``, ``peak_memory_mib``, ``peak_memory_kind``.
+        ``trainable_params``, ``update_fraction`` (share of steps that
+        updated the weights; None without parameters, or in results from
+        before it was recorded), ``peak_memory_mib``,
+        ``peak_memory_kind``.
     """
     rows = []
     for label, res in runs.items():
@@ -53,6 +56,8 @@ def comparison_rows(runs: Dict[str, dict]) -> List[dict]:
         cost = res['cost']
         row['seconds_per_image'] = cost['seconds_per_image']
         row['trainable_params'] = cost['trainable_params']
+        row['update_fraction'] = res.get('adaptation',
+                                         {}).get('update_fraction')
         row['peak_memory_mib'] = cost['peak_memory_bytes'] / 2**20
         row['peak_memory_kind'] = cost['peak_memory_kind']
         rows.append(row)
@@ -64,7 +69,7 @@ def format_comparison(rows: List[dict], domains: Sequence[str]) -> str:
     source = next((r for r in rows if r['method'].lower() == 'source'), None)
     header = (['Method'] + list(domains) + [
         'Mean', 'Round 1', 'Last round', 's/img', 'x Source', 'Trainable',
-        'Saved for bwd (MiB)'
+        'Updated', 'Saved for bwd (MiB)'
     ])
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for r in rows:
@@ -75,7 +80,7 @@ def format_comparison(rows: List[dict], domains: Sequence[str]) -> str:
             f"{r['mean']:.1f}", f"{r['first_round']:.1f}",
             f"{r['last_round']:.1f}", f"{r['seconds_per_image']:.3f}",
             f'{ratio:.2f}', f"{r['trainable_params']:,}",
-            f"{r['peak_memory_mib']:.1f}"
+            _percent(r.get('update_fraction')), f"{r['peak_memory_mib']:.1f}"
         ])
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
@@ -92,6 +97,11 @@ def format_round_comparison(rows: List[dict], domains: Sequence[str]) -> str:
             ]
             lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
+
+
+def _percent(fraction) -> str:
+    """Share of images updated, e.g. ``'12%'``; ``'-'`` when none apply."""
+    return '-' if fraction is None else f'{100 * fraction:.0f}%'
 
 
 def _fmt(value) -> str:
@@ -117,8 +127,8 @@ def write_comparison_csv(rows: List[dict], domains: Sequence[str],
         for d in list(domains) + ['mean']
     ]
     cost_cols = [
-        'seconds_per_image', 'trainable_params', 'peak_memory_mib',
-        'peak_memory_kind'
+        'seconds_per_image', 'trainable_params', 'update_fraction',
+        'peak_memory_mib', 'peak_memory_kind'
     ]
     header = (['method'] + list(domains) +
               ['mean', 'first_round', 'last_round'] + round_cols + cost_cols)

@@ -20,7 +20,9 @@ The hook adds ``method``, ``config``, ``checkpoint``, ``removed_samples``
 (samples removed from the stream at a resume, ``[{"domain", "sample"}]``),
 ``cost``
 (``seconds_per_image``, ``trainable_params``, ``peak_memory_bytes``,
-``peak_memory_kind``) and ``adaptation`` (update counters) to the file.
+``peak_memory_kind``) and ``adaptation`` (update counters: ``steps``,
+``updates``, ``skipped_*``, ``resets``, ``images`` and ``update_fraction``,
+the share of steps that updated the weights, None without parameters).
 """
 import json
 from typing import Dict, List, Sequence

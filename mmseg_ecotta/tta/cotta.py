@@ -1,7 +1,11 @@
 """CoTTA: mean teacher, augmentation-averaged pseudo-labels, restore.
 
 Wang et al., Continual Test-Time Domain Adaptation, CVPR 2022
-(https://arxiv.org/abs/2203.13591); code after qinenergy/cotta.
+(https://arxiv.org/abs/2203.13591). Two recipes exist, both by the
+authors: the segmentation one (Cityscapes -> ACDC, an mmseg 0.x fork) and
+the classification one (CIFAR-10/100-C, qinenergy/cotta). They differ in
+how the three networks normalise and in the pseudo-label; see
+:data:`COTTA_RECIPES`.
 """
 import copy
 from typing import Any, Dict, List, Sequence, Tuple, Union
@@ -10,16 +14,29 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.models.segmentors import EncoderDecoder
+from mmseg.models.utils import resize
 from torch import Tensor
 
 from ..models.norm import TTABatchNorm2d, convert_batchnorms
 from ..registry import TTA_METHODS
 from .base import NamedParams, TTAMethod
+from .losses import hard_label_cross_entropy, soft_label_cross_entropy
 
 # CoTTA's Cityscapes->ACDC settings: Adam, lr 6e-5 / 8 (batch size 1).
 COTTA_OPTIMIZER = dict(type='Adam', lr=6e-5 / 8, betas=(0.9, 0.999))
 # CoTTA's multi-scale + flip test-time augmentation: 7 scales x 2 = 14.
 COTTA_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+# recipe -> (BN norm_mode of student, teacher and anchor, pseudo-label).
+COTTA_RECIPES = {
+    # Segmentation release: all three networks in eval mode (stored BN
+    # statistics); the student learns the teacher's hard (argmax) labels
+    # with cross-entropy at the resolution the labels are predicted at
+    # (the input's here).
+    'segmentation': ('source', 'hard'),
+    # CIFAR code: BN in train mode (test-batch statistics) before the
+    # copies are taken; the student matches the teacher's soft label.
+    'cifar': ('batch', 'soft'),
+}
 
 
 @TTA_METHODS.register_module()
@@ -27,15 +44,29 @@ class CoTTA(TTAMethod):
     """Student-teacher adaptation with stochastic restore to the source.
 
     Per test batch: the frozen anchor (source model) gives a confidence map
-    (max softmax); the EMA teacher predicts every augmented view; where
-    the anchor's confidence is below ``anchor_threshold`` the pseudo-label
-    is the teacher's view-averaged probability, elsewhere its plain
-    prediction. The student minimises the cross-entropy to that soft label,
-    the teacher follows the student by EMA, and each trainable element is
-    restored to its source value with probability ``restore_prob``. The
-    scored prediction is the pseudo-label itself (CoTTA's segmentation
-    code reports the teacher's prediction). Each network runs once per
+    (max softmax, per pixel); the EMA teacher predicts every augmented
+    view; where the anchor's confidence is below ``anchor_threshold`` the
+    pseudo-label is the teacher's view average, elsewhere its plain
+    prediction (CoTTA Eq. 4, per pixel). The student is trained towards
+    that pseudo-label, the teacher follows the student by EMA, and each
+    trainable element is restored to its source value with probability
+    ``restore_prob``. The scored prediction is the pseudo-label itself
+    (CoTTA reports the teacher's prediction). Each network runs once per
     view: the plain teacher prediction is the unflipped scale-1 view.
+
+    ``recipe`` picks the authors' segmentation or CIFAR setting
+    (:data:`COTTA_RECIPES`):
+
+    - ``'segmentation'`` (default, as in CoTTA's Cityscapes -> ACDC
+      release): student, teacher and anchor normalise with the stored BN
+      statistics; view predictions are resized to the input resolution
+      (logits, then softmax, as mmseg's test-time augmentation does), and
+      the student minimises the cross-entropy of its upsampled logits to
+      the argmax of the pseudo-label.
+    - ``'cifar'`` (CoTTA's CIFAR code): all three normalise with the test
+      batch's statistics; the pseudo-label stays a probability map at the
+      decoder resolution and the student minimises the cross-entropy to
+      it (``-(q * log_softmax(student)).sum(1).mean()``).
 
     mmseg's ``TestTimeAug`` builds views in the data pipeline (one sample
     becomes many) and ``SegTTAModel`` averages them; the stream delivers
@@ -46,12 +77,12 @@ class CoTTA(TTAMethod):
     The teacher and the anchor are copies of the model taken in
     ``__init__``; :class:`TestTimeAdaptationHook` builds the method after
     the checkpoint is loaded, so both hold the source weights. Memory: three
-    copies of the network; that is the method. All three normalise with
-    test-batch statistics (CoTTA's ``configure_model`` puts BN in train
-    mode before copying).
+    copies of the network; that is the method.
 
     Args:
         model (EncoderDecoder): The segmentor, source weights loaded.
+        recipe (str): ``'segmentation'`` or ``'cifar'``, see above.
+            Defaults to ``'segmentation'``.
         trainable (str | Sequence[str]): ``'all'`` (CoTTA), ``'bn'`` (BN
             scale and shift) or parameter-name prefixes, e.g.
             ``['backbone.layer1', 'decode_head']``. Defaults to ``'all'``.
@@ -59,7 +90,8 @@ class CoTTA(TTAMethod):
             to 0.999.
         anchor_threshold (float): Anchor confidence below which the
             augmentation average is used (CoTTA Eq. 4, ``ap``). Defaults to
-            0.69 (CoTTA's segmentation setting).
+            0.69 (CoTTA's segmentation setting: the 5% quantile of the
+            source model's confidence on Cityscapes was 0.74).
         restore_prob (float): Per-element stochastic restore probability
             ``p`` (CoTTA Eq. 5-6). Defaults to 0.01.
         aug_scales (Sequence[float]): View scales. Defaults to
@@ -72,6 +104,7 @@ class CoTTA(TTAMethod):
 
     def __init__(self,
                  model: EncoderDecoder,
+                 recipe: str = 'segmentation',
                  trainable: Union[str, Sequence[str]] = 'all',
                  ema_momentum: float = 0.999,
                  anchor_threshold: float = 0.69,
@@ -80,6 +113,9 @@ class CoTTA(TTAMethod):
                  aug_flip: bool = True,
                  optimizer: dict = COTTA_OPTIMIZER,
                  **kwargs) -> None:
+        if recipe not in COTTA_RECIPES:
+            raise ValueError(f'unknown CoTTA recipe {recipe!r}; choose one '
+                             f'of {sorted(COTTA_RECIPES)}')
         if not 0 <= ema_momentum <= 1:
             raise ValueError(f'ema_momentum={ema_momentum}: must be in '
                              '[0, 1], CoTTA uses 0.999')
@@ -89,6 +125,8 @@ class CoTTA(TTAMethod):
         if not aug_scales or min(aug_scales) <= 0:
             raise ValueError(f'aug_scales={aug_scales!r}: give positive '
                              f'scales, CoTTA uses {COTTA_SCALES}')
+        self.recipe = recipe
+        self.norm_mode, self.label_kind = COTTA_RECIPES[recipe]
         self.trainable = trainable
         self.ema_momentum = ema_momentum
         self.anchor_threshold = anchor_threshold
@@ -122,9 +160,9 @@ class CoTTA(TTAMethod):
 
     # --- the three decisions -------------------------------------------
     def configure_norms(self, model: nn.Module) -> None:
-        """Batch statistics in student, teacher and anchor (train-mode BN)."""
+        """Student, teacher and anchor alike: stored or batch statistics."""
         for net in (model, self.teacher, self.anchor):
-            convert_batchnorms(net, 'batch')
+            convert_batchnorms(net, self.norm_mode)
 
     def collect_params(self, model: nn.Module) -> NamedParams:
         """Every parameter (CoTTA), BN affine only, or by name prefix."""
@@ -149,14 +187,27 @@ class CoTTA(TTAMethod):
         return chosen
 
     def loss(self, logits: Tensor) -> Tensor:
-        """Cross-entropy of the student to the teacher's soft label.
+        """Cross-entropy of the student to the pseudo-label.
 
-        ``-(q * log_softmax(student)).sum(1).mean()`` as CoTTA's
-        ``softmax_entropy(x, x_ema)``; ``q`` comes from
-        :meth:`teacher_prediction` of the same batch, shape (N, C, h, w).
+        Args:
+            logits (Tensor): The student's decoder logits, (N, C, h, w).
+
+        Returns:
+            Tensor: Scalar loss: to the argmax of the pseudo-label at its
+            (input) resolution, the student's logits upsampled as mmseg's
+            decode-head loss does (``'segmentation'``), or to the soft
+            pseudo-label at the decoder resolution (``'cifar'``, CoTTA's
+            ``softmax_entropy(x, x_ema)``).
         """
-        return -(self._pseudo_label *
-                 logits.log_softmax(dim=1)).sum(dim=1).mean()
+        if self.label_kind == 'soft':
+            return soft_label_cross_entropy(logits, self._pseudo_label)
+        labels = self._pseudo_label.argmax(dim=1)  # (N, H, W)
+        logits = resize(
+            logits,
+            size=labels.shape[1:],
+            mode='bilinear',
+            align_corners=self.model.align_corners)
+        return hard_label_cross_entropy(logits, labels)
 
     # --- teacher, anchor, EMA, restore -----------------------------------
     @staticmethod
@@ -171,12 +222,22 @@ class CoTTA(TTAMethod):
             inputs (Tensor): Normalised images, shape (N, 3, H, W).
 
         Returns:
-            Tensor: Class probabilities at the decoder resolution of the
-            plain view, shape (N, C, h, w).
+            Tensor: Class probabilities, shape (N, C, H, W) at the input
+            resolution (``'segmentation'``) or (N, C, h, w) at the decoder
+            resolution of the plain view (``'cifar'``).
         """
         align = self.model.align_corners
         plain = self._decode(self.teacher, inputs)
-        size = plain.shape[2:]
+        size = inputs.shape[2:] if self.label_kind == 'hard' \
+            else plain.shape[2:]
+
+        def at_size(logits: Tensor) -> Tensor:
+            if logits.shape[2:] == size:
+                return logits
+            return F.interpolate(
+                logits, size=size, mode='bilinear', align_corners=align)
+
+        plain = at_size(plain)
         average = torch.zeros_like(plain)
         for scale, flip in self.views:
             if scale == 1.0 and not flip:
@@ -189,17 +250,13 @@ class CoTTA(TTAMethod):
                         scale_factor=scale,
                         mode='bilinear',
                         align_corners=align)
-                logits = F.interpolate(
-                    self._decode(self.teacher, view),
-                    size=size,
-                    mode='bilinear',
-                    align_corners=align)
+                logits = at_size(self._decode(self.teacher, view))
                 if flip:
                     logits = logits.flip(-1)
             average += logits.softmax(dim=1)
         average /= len(self.views)
-        confidence = self._decode(self.anchor,
-                                  inputs).softmax(dim=1).amax(dim=1)
+        confidence = at_size(self._decode(self.anchor,
+                                          inputs)).softmax(dim=1).amax(dim=1)
         unsure = (confidence < self.anchor_threshold)[:, None]
         return torch.where(unsure, average, plain.softmax(dim=1))
 
@@ -208,7 +265,7 @@ class CoTTA(TTAMethod):
 
         Returns:
             Tensor: Log-probabilities of the pseudo-label (the scored
-            prediction), shape (N, C, h, w).
+            prediction), shape as :meth:`teacher_prediction`'s.
         """
         with torch.no_grad():
             self._pseudo_label = self.teacher_prediction(inputs)

@@ -1,12 +1,23 @@
 """EATA: sample-efficient entropy minimisation with an anti-forgetting term.
 
 Niu et al., Efficient Test-Time Model Adaptation without Forgetting,
-ICML 2022 (https://arxiv.org/abs/2204.02610); code after
-mr-eggplant/EATA. For segmentation a pixel is EATA's sample for the
-reliability filter and the re-weighting; the redundancy filter acts on
-whole images, whose prediction is the softmax averaged over pixels.
+ICML 2022 (https://arxiv.org/abs/2204.02610); reference code
+mr-eggplant/EATA (ImageNet classification).
+
+The segmentation version is ours. EATA's sample is an image of one of 1000
+classes; here a **pixel** is the sample of both filters: reliable pixels
+have entropy below ``E0`` (Eq. 6), and a reliable pixel is redundant when
+its softmax is too similar to the moving average of the pixels selected
+before (Eq. 7), i.e. when its class is over-represented in what the model
+has recently adapted on. The margin of Eq. 7 is scaled to the number of
+classes (:func:`scaled_redundancy_margin`). The paper's image-level
+redundancy test, applied to an image's pixel-averaged softmax, is kept as
+``redundancy='image'``: street scenes all have about the same mean class
+distribution, so it rejects almost every image (README, "EATA for
+segmentation").
 """
 import copy
+import math
 from typing import Any, Dict, Optional
 
 import torch
@@ -24,6 +35,27 @@ from .tent import TENT_OPTIMIZER, Tent
 # the baselines share CoTTA's Adam settings (see tent.py), so EATA differs
 # from TENT only by its filters, weights and regulariser.
 EATA_OPTIMIZER = TENT_OPTIMIZER
+# EATA's d_margin (epsilon of Eq. 7), tuned for ImageNet's 1000 classes.
+EATA_MARGIN, EATA_NUM_CLASSES = 0.05, 1000
+REDUNDANCY_SAMPLES = ('pixel', 'image')
+
+
+def scaled_redundancy_margin(
+        num_classes: int,
+        margin: float = EATA_MARGIN,
+        reference_classes: int = EATA_NUM_CLASSES) -> float:
+    """EATA's epsilon carried over to ``num_classes`` classes.
+
+    A confident prediction of class k has cosine similarity
+    ``a_k / |a|`` to the moving average ``a``: ``1 / sqrt(C)`` when ``a``
+    is uniform. EATA's 0.05 at C = 1000 is 1.58 times that level; keeping
+    the same ratio gives ``margin * sqrt(reference_classes / C)`` (0.363
+    for Cityscapes' 19 classes). A sample then counts as redundant when its
+    class holds more than that share of the average's norm.
+    """
+    if num_classes < 2:
+        raise ValueError(f'num_classes={num_classes}: need at least 2')
+    return margin * math.sqrt(reference_classes / num_classes)
 
 
 @TTA_METHODS.register_module()
@@ -35,11 +67,14 @@ class EATA(Tent):
         mean_{selected pixels} H / exp(H - E0)
             + beta * sum_i F_i (theta_i - theta0_i)^2
 
-    Selected pixels have entropy ``H < E0`` (Eq. 6) and lie in an image
-    whose mean prediction has cosine similarity ``< epsilon`` to the moving
-    average of the previously selected images' mean predictions (Eq. 7).
-    When no pixel is selected the step is skipped altogether (EATA calls no
-    backward then): not even the optimizer's momentum moves the weights.
+    Selected pixels have entropy ``H < E0`` (Eq. 6) and a softmax whose
+    cosine similarity to the moving average of the previously selected
+    pixels' softmax is ``< epsilon`` (Eq. 7; ``redundancy='pixel'``). With
+    ``redundancy='image'`` the test of Eq. 7 is made once per image, on its
+    pixel-averaged softmax, and selects all reliable pixels of a novel
+    image. When no pixel is selected the step is skipped altogether (EATA
+    calls no backward then): not even the optimizer's momentum moves the
+    weights; ``stats['skipped_filtered']`` counts those steps.
 
     With ``fisher_file=None`` this is EATA's "ETA" variant (filters and
     weights, no anti-forgetting regulariser).
@@ -48,17 +83,23 @@ class EATA(Tent):
         model (nn.Module): The segmentor, source weights loaded.
         e0_factor (float): ``E0 = e0_factor * ln C`` (Eq. 6). Defaults to
             0.4 (EATA's ``e_margin``).
-        redundancy_margin (float): epsilon of Eq. 7: an image is redundant
-            when the cosine similarity of its mean prediction to the moving
-            average is at least this. Defaults to 0.05 (EATA's
-            ``d_margin``, tuned on 1000 ImageNet classes).
-        average_momentum (float): Weight of the new images in the moving
+        redundancy (str): The sample of the redundancy test, ``'pixel'``
+            (ours, chosen on a held-out stream) or ``'image'``. Defaults to
+            ``'pixel'``.
+        redundancy_margin (float, optional): epsilon of Eq. 7: a sample is
+            redundant when the cosine similarity of its softmax to the
+            moving average is at least this. Defaults to None:
+            :func:`scaled_redundancy_margin` of the model's classes (0.363
+            for 19; EATA's 0.05 was tuned on 1000 ImageNet classes).
+        average_momentum (float): Weight of the new samples in the moving
             average of predictions. Defaults to 0.1 (EATA's
             ``update_model_probs``: ``0.9 * old + 0.1 * new``).
         fisher_file (str, optional): Fisher file from
             ``tools/compute_fisher.py``. Defaults to None (ETA).
         fisher_alpha (float): beta of Eq. 9. Defaults to 2000 (EATA's
-            ``fisher_alpha``).
+            ``fisher_alpha``), which fits the Fisher estimator of
+            :func:`~mmseg_ecotta.tta.fisher.compute_fisher` (squared
+            gradients of batches of 64 images, as EATA's).
         optimizer (dict): Optimizer config. Defaults to TENT's (Adam,
             lr 6e-5/8): EATA's paper uses TENT's optimizer.
         **kwargs: Passed to :class:`TTAMethod`.
@@ -67,7 +108,8 @@ class EATA(Tent):
     def __init__(self,
                  model: nn.Module,
                  e0_factor: float = 0.4,
-                 redundancy_margin: float = 0.05,
+                 redundancy: str = 'pixel',
+                 redundancy_margin: Optional[float] = None,
                  average_momentum: float = 0.1,
                  fisher_file: Optional[str] = None,
                  fisher_alpha: float = 2000.0,
@@ -76,11 +118,17 @@ class EATA(Tent):
         if not 0 < average_momentum <= 1:
             raise ValueError(f'average_momentum={average_momentum}: must be '
                              'in (0, 1], EATA uses 0.1')
+        if redundancy not in REDUNDANCY_SAMPLES:
+            raise ValueError(f'redundancy={redundancy!r}: choose one of '
+                             f'{REDUNDANCY_SAMPLES}')
         self.threshold = entropy_threshold(model.num_classes, e0_factor)
-        self.redundancy_margin = redundancy_margin
+        self.redundancy = redundancy
+        self.redundancy_margin = (
+            scaled_redundancy_margin(model.num_classes)
+            if redundancy_margin is None else redundancy_margin)
         self.average_momentum = average_momentum
         self.fisher_alpha = fisher_alpha
-        # Moving average of selected images' mean predictions, (C, ).
+        # Moving average of the selected samples' softmax, (C, ).
         self.average_prediction: Optional[Tensor] = None
         self._num_selected = 0
         super().__init__(model, optimizer=optimizer, **kwargs)
@@ -99,7 +147,7 @@ class EATA(Tent):
     def loss(self, logits: Tensor) -> Tensor:
         """Re-weighted entropy of the selected pixels, plus the Fisher term.
 
-        Also advances the moving average with the images that pass.
+        Also advances the moving average with the selected samples.
 
         Args:
             logits (Tensor): Decoder logits, shape (N, C, h, w).
@@ -109,10 +157,19 @@ class EATA(Tent):
         """
         entropy = entropy_map(logits)  # (N, h, w)
         reliable = entropy < self.threshold  # Eq. 6
-        image_probs = logits.detach().softmax(1).mean(dim=(2, 3))  # (N, C)
-        novel = self.non_redundant(image_probs) & reliable.flatten(1).any(1)
-        self._update_average(image_probs[novel])
-        selected = reliable & novel[:, None, None]
+        probs = logits.detach().softmax(1)
+        if self.redundancy == 'pixel':
+            pixel_probs = probs.permute(0, 2, 3, 1)  # (N, h, w, C)
+            novel = self.non_redundant(pixel_probs[reliable])  # (M, )
+            selected = reliable.clone()
+            selected[reliable] = novel
+            self._update_average(pixel_probs[selected])
+        else:
+            image_probs = probs.mean(dim=(2, 3))  # (N, C)
+            novel = self.non_redundant(image_probs) & reliable.flatten(1).any(
+                1)
+            self._update_average(image_probs[novel])
+            selected = reliable & novel[:, None, None]
         self._num_selected = int(selected.sum())
         if self._num_selected == 0:  # no step follows, see update()
             return entropy.sum() * 0.0
@@ -125,26 +182,24 @@ class EATA(Tent):
         return loss
 
     # --- EATA's filters and state ----------------------------------------
-    def non_redundant(self, image_probs: Tensor) -> Tensor:
-        """Whether each image's mean prediction is new (Eq. 7).
+    def non_redundant(self, probs: Tensor) -> Tensor:
+        """Whether each sample's softmax is new (Eq. 7).
 
         Args:
-            image_probs (Tensor): Mean softmax per image, shape (N, C).
+            probs (Tensor): Softmax per sample, shape (M, C).
 
         Returns:
-            Tensor: Bool, shape (N, ); all True before any image passed.
+            Tensor: Bool, shape (M, ); all True before any sample passed.
         """
         if self.average_prediction is None:
             return torch.ones(
-                image_probs.shape[0],
-                dtype=torch.bool,
-                device=image_probs.device)
+                probs.shape[0], dtype=torch.bool, device=probs.device)
         similarity = F.cosine_similarity(
-            image_probs, self.average_prediction[None], dim=1)
+            probs, self.average_prediction[None], dim=1)
         return similarity.abs() < self.redundancy_margin
 
     def _update_average(self, probs: Tensor) -> None:
-        """EATA's ``update_model_probs`` with the passing images (M, C)."""
+        """EATA's ``update_model_probs`` with the passing samples (M, C)."""
         if probs.shape[0] == 0:
             return
         new = probs.mean(0)

@@ -1,18 +1,21 @@
 """EATA's anti-forgetting regulariser: the diagonal Fisher information.
 
 Niu et al., Efficient Test-Time Model Adaptation without Forgetting,
-ICML 2022 (https://arxiv.org/abs/2204.02610), Eq. 9; recipe after
-mr-eggplant/EATA: on clean source images, the pseudo-label is the
-argmax of the adapted model's own prediction, the loss is cross-entropy,
-and the Fisher is the squared gradient of the adapted parameters averaged
-over images.
+ICML 2022 (https://arxiv.org/abs/2204.02610), Eq. 9. The estimator is
+EATA's (mr-eggplant/EATA): on clean source images, the pseudo-label is
+the argmax of the model's own prediction, the loss is cross-entropy, and
+the Fisher is the *squared gradient of each batch's mean loss* (batches of
+64 images), averaged over batches. Its scale depends on the batch size (a
+squared mean of 64 gradients is not a mean of 64 squares), and EATA's
+beta = 2000 was set for this scale, so the batch size is kept.
 
 A Fisher file is written by ``tools/compute_fisher.py`` with
 :func:`save_fisher` and read by :class:`~mmseg_ecotta.tta.eata.EATA`
 with :func:`load_fisher`::
 
     {'fisher': {name: Tensor}, 'params': {name: Tensor},
-     'num_images': int, 'config': str, 'checkpoint': str}
+     'num_images': int, 'batch_size': int, 'config': str,
+     'checkpoint': str}
 
 Plain data only, so it loads with torch's safe unpickler; a file holding
 anything else is refused unless the user opts in
@@ -39,15 +42,25 @@ FISHER_TOOL = 'tools/compute_fisher.py CONFIG CHECKPOINT --out FILE'
 # Label-loading transforms, dropped from the pipeline: no label is read.
 LABEL_LOADERS = ('LoadAnnotations', 'LoadCheckedAnnotations')
 
+# EATA's Fisher: batches of 64 images (its --batch_size), 2000 images.
+FISHER_BATCH_SIZE = 64
+
 
 def compute_fisher(method: TTAMethod,
                    data_batches: Iterable[dict],
-                   num_images: int = 500) -> Dict[str, object]:
+                   num_images: int = 500,
+                   batch_size: int = FISHER_BATCH_SIZE) -> Dict[str, object]:
     """Diagonal Fisher of ``method``'s adapted parameters on source data.
 
+    EATA's estimator: ``F = mean_b (grad of the mean loss of batch b)^2``
+    over batches of ``batch_size`` images (the last one may be smaller),
+    the loss being the cross-entropy to the model's own argmax.
+
     The model is used exactly as the method configured it (e.g. EATA's
-    batch-statistics BN), so the Fisher belongs to the parameters and the
-    normalisation that adapt. Nothing is updated: gradients are taken with
+    batch-statistics BN), and images are normalised one dataloader batch
+    at a time, as at test time (batch size 1), not 64 together as in
+    EATA's code: a batch's gradient is the mean of its images' gradients.
+    Nothing is updated: gradients are taken with
     :func:`torch.autograd.grad`, never stored on the parameters.
 
     Args:
@@ -56,19 +69,35 @@ def compute_fisher(method: TTAMethod,
         data_batches (Iterable[dict]): Batches as mmengine's dataloader
             delivers them (``inputs``, ``data_samples``).
         num_images (int): Stop after this many images, or when the data
-            ends. Defaults to 500 (all of Cityscapes val).
+            ends. Defaults to 500 (all of Cityscapes val; EATA uses 2000
+            ImageNet images: fewer batches leave the estimator's scale
+            unchanged and make it noisier).
+        batch_size (int): Images per squared gradient. Defaults to 64
+            (EATA's); 1 gives the mean of per-image squared gradients.
 
     Returns:
-        dict: ``fisher`` and ``params`` (name -> CPU tensor) and
-        ``num_images`` actually used.
+        dict: ``fisher`` and ``params`` (name -> CPU tensor),
+        ``num_images`` actually used and ``batch_size``.
     """
     if not method.named_params:
         raise ValueError(f'{type(method).__name__} adapts no parameters: '
                          'there is no Fisher to compute')
+    if batch_size < 1:
+        raise ValueError(f'batch_size={batch_size}: give images per '
+                         f'squared gradient >= 1, EATA uses '
+                         f'{FISHER_BATCH_SIZE}')
     names = [n for n, _ in method.named_params]
     params = [p for _, p in method.named_params]
     fisher = [torch.zeros_like(p) for p in params]
-    seen = 0
+    batch_grad = [torch.zeros_like(p) for p in params]  # sum over images
+    seen = in_batch = num_batches = 0
+
+    def close_batch(count: int) -> None:
+        """Add the squared mean gradient of ``count`` images, restart."""
+        for acc, grad in zip(fisher, batch_grad):
+            acc += (grad / count)**2
+            grad.zero_()
+
     for batch in data_batches:
         if seen >= num_images:
             break
@@ -79,30 +108,40 @@ def compute_fisher(method: TTAMethod,
             # pseudo-label is its argmax, no ground truth is read.
             loss = F.cross_entropy(logits, logits.detach().argmax(1))
             grads = torch.autograd.grad(loss, params, allow_unused=True)
-        for acc, grad in zip(fisher, grads):
-            if grad is not None:
-                acc += grad.detach()**2
+        for acc, grad in zip(batch_grad, grads):
+            if grad is not None:  # mean over N images: weigh by N
+                acc += grad.detach() * inputs.shape[0]
         seen += inputs.shape[0]
+        in_batch += inputs.shape[0]
+        if in_batch >= batch_size:
+            close_batch(in_batch)
+            num_batches, in_batch = num_batches + 1, 0
+    if in_batch:
+        close_batch(in_batch)
+        num_batches += 1
     if seen == 0:
         raise ValueError('no source images were read: check the dataset '
                          'root and split')
     return dict(
         fisher={
-            n: (f / seen).cpu()
+            n: (f / num_batches).cpu()
             for n, f in zip(names, fisher)
         },
         params={
             n: p.detach().cpu().clone()
             for n, p in zip(names, params)
         },
-        num_images=seen)
+        num_images=seen,
+        batch_size=batch_size)
 
 
-def fisher_from_config(cfg: Config,
-                       checkpoint: str,
-                       data_root: str = 'data/cityscapes/',
-                       split: str = 'val',
-                       num_images: int = 500) -> Dict[str, object]:
+def fisher_from_config(
+        cfg: Config,
+        checkpoint: str,
+        data_root: str = 'data/cityscapes/',
+        split: str = 'val',
+        num_images: int = 500,
+        batch_size: int = FISHER_BATCH_SIZE) -> Dict[str, object]:
     """Build a TTA config's method and compute its Fisher on Cityscapes.
 
     The config's ``TestTimeAdaptationHook`` method decides the parameters
@@ -119,6 +158,7 @@ def fisher_from_config(cfg: Config,
         split (str): Folder under ``leftImg8bit``. Defaults to ``'val'``
             (clean held-out source images, as EATA's ImageNet val).
         num_images (int): Images to use, or all that exist. Defaults to 500.
+        batch_size (int): Images per squared gradient. Defaults to 64.
 
     Returns:
         dict: As :func:`compute_fisher`.
@@ -159,7 +199,7 @@ def fisher_from_config(cfg: Config,
                 img_path=f'leftImg8bit/{split}',
                 seg_map_path=f'gtFine/{split}'),
             pipeline=pipeline))
-    return compute_fisher(method, _batches(dataset), num_images)
+    return compute_fisher(method, _batches(dataset), num_images, batch_size)
 
 
 def _batches(dataset) -> Iterator[dict]:

@@ -64,6 +64,45 @@ def mean_entropy_loss(logits: Tensor) -> Tensor:
     return entropy_map(logits).mean()
 
 
+def hard_label_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy to hard labels, averaged over every pixel.
+
+    Args:
+        logits (Tensor): Class scores, shape (N, C, H, W).
+        labels (Tensor): Class indices, shape (N, H, W), integer.
+
+    Returns:
+        Tensor: Scalar loss.
+    """
+    check_logits(logits)
+    if labels.shape != logits.shape[:1] + logits.shape[2:] or \
+            labels.is_floating_point():
+        raise ValueError(
+            f'labels must be integer class indices of shape (N, H, W) = '
+            f'{tuple(logits.shape[:1] + logits.shape[2:])}, got '
+            f'{labels.dtype} {tuple(labels.shape)}; resize the logits to '
+            'the labels first')
+    log_p = logits.log_softmax(dim=1)
+    return -log_p.gather(1, labels[:, None].long()).mean()
+
+
+def soft_label_cross_entropy(logits: Tensor, probs: Tensor) -> Tensor:
+    """Cross-entropy to a probability map, ``-(q * log p).sum(1).mean()``.
+
+    Args:
+        logits (Tensor): Class scores, shape (N, C, H, W).
+        probs (Tensor): Target probabilities ``q``, same shape.
+
+    Returns:
+        Tensor: Scalar loss.
+    """
+    check_logits(logits)
+    if probs.shape != logits.shape:
+        raise ValueError(f'probs {tuple(probs.shape)} must have the shape of '
+                         f'logits {tuple(logits.shape)}')
+    return -(probs * logits.log_softmax(dim=1)).sum(dim=1).mean()
+
+
 def confident_entropy_loss(logits: Tensor, threshold: float) -> Tensor:
     """Mean entropy over the pixels whose entropy is below ``threshold``.
 

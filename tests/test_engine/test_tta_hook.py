@@ -59,6 +59,7 @@ def test_adapting_run_with_either_test_tool(tool, tmp_path, acdc_root,
     assert order == [(r, d) for r in range(2) for d in DOMAINS]
     assert all(s['num_images'] == 2 for s in results['segments'])
     assert results['adaptation']['updates'] == 16
+    assert results['adaptation']['update_fraction'] == 1.0
     assert results['adaptation']['resets'] == 0  # continual by default
     assert results['cost']['trainable_params'] > 0
     assert results['cost']['peak_memory_bytes'] > 0
@@ -258,6 +259,7 @@ def test_skipped_non_finite_updates_are_counted_in_the_results(
         adaptation = json.load(f)['adaptation']
     assert adaptation['skipped_nonfinite'] == 4  # of 8 steps
     assert adaptation['updates'] == 4
+    assert adaptation['update_fraction'] == 0.5
 
 
 def test_class_table_has_a_row_per_class_and_a_column_per_domain():

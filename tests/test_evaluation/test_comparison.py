@@ -14,8 +14,12 @@ from mmseg_ecotta.evaluation.plots import (plot_memory_vs_miou,
 DOMAINS = ['fog', 'night']
 
 
-def fake_results(method: str, mious: list, seconds: float, params: int,
-                 mib: float) -> dict:
+def fake_results(method: str,
+                 mious: list,
+                 seconds: float,
+                 params: int,
+                 mib: float,
+                 updated=None) -> dict:
     """A ``tta_results.json`` of 2 rounds x 2 domains, mIoUs in order."""
     segments = [
         dict(round=r, domain=d, num_images=2, mIoU=mious[2 * r + i])
@@ -40,7 +44,8 @@ def fake_results(method: str, mious: list, seconds: float, params: int,
             seconds_per_image=seconds,
             trainable_params=params,
             peak_memory_bytes=int(mib * 2**20),
-            peak_memory_kind='cpu_activations_saved_for_backward'))
+            peak_memory_kind='cpu_activations_saved_for_backward'),
+        adaptation=dict(update_fraction=updated))
 
 
 @pytest.fixture
@@ -49,7 +54,7 @@ def runs(tmp_path) -> dict:
     out = {}
     for name, args in dict(
             Source=([40., 20., 40., 20.], 0.1, 0, 0.),
-            Tent=([42., 24., 44., 26.], 0.3, 1000, 12.5)).items():
+            Tent=([42., 24., 44., 26.], 0.3, 1000, 12.5, 0.25)).items():
         path = tmp_path / f'{name}.json'
         path.write_text(json.dumps(fake_results(name, *args)))
         out[name] = load_results(str(path))
@@ -66,6 +71,8 @@ def test_rows_hold_domain_round_and_cost_columns(runs):
     assert tent['rounds']['round 2'] == dict(fog=44.0, night=26.0, mean=35.0)
     assert tent['peak_memory_mib'] == 12.5
     assert tent['trainable_params'] == 1000
+    assert tent['update_fraction'] == 0.25
+    assert rows[0]['update_fraction'] is None
 
 
 def test_markdown_csv_json_and_plots_are_written(runs, tmp_path):
@@ -78,7 +85,9 @@ def test_markdown_csv_json_and_plots_are_written(runs, tmp_path):
     assert [c.strip() for c in header.strip('|').split('|')
             ][:4] == ['Method', 'fog', 'night', 'Mean']
     assert '| Tent | 43.0 | 25.0 | 34.0 | 33.0 | 35.0 | 0.300 | 3.00 | ' \
-        '1,000 | 12.5 |' in lines
+        '1,000 | 25% | 12.5 |' in lines
+    assert '| Source | 40.0 | 20.0 | 30.0 | 30.0 | 30.0 | 0.100 | 1.00 | ' \
+        '0 | - | 0.0 |' in lines
     assert '| Tent | 2 | 44.0 | 26.0 | 35.0 |' in lines  # per round
     with open(osp.join(out, 'comparison.csv')) as f:
         table = list(csv.DictReader(f))

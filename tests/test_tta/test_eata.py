@@ -1,18 +1,22 @@
 """EATA: reliability and redundancy filters, weights, Fisher regulariser."""
 import copy
+import functools
+import math
 import os.path as osp
 import runpy
 import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mmseg_ecotta.tta import build_tta_method
-from mmseg_ecotta.tta.fisher import load_fisher
+from mmseg_ecotta.tta.eata import scaled_redundancy_margin
+from mmseg_ecotta.tta.fisher import compute_fisher, load_fisher
 from mmseg_ecotta.tta.losses import entropy_map, entropy_threshold
 from ..conftest import (REPO, TINY_MODEL, ShellPayload,
                         assert_refused_before_running, build_model)
-from .test_methods import make_batch
+from .test_methods import make_batch, train_mode_bn
 
 EATA_CONFIG = osp.join(
     REPO,
@@ -21,6 +25,7 @@ EATA_CONFIG = osp.join(
 
 def build_eata(model=None, **kwargs):
     model = model or build_model(TINY_MODEL)
+    model.eval()  # as mmengine's test loop leaves it: dropout off
     return build_tta_method(dict(type='EATA', **kwargs), model)
 
 
@@ -45,9 +50,10 @@ def test_loss_is_reweighted_entropy_of_reliable_pixels():
         expected.item(), rel=1e-6)
 
 
-def test_redundant_image_gives_exactly_no_update():
+@pytest.mark.parametrize('redundancy', ['pixel', 'image'])
+def test_redundant_image_gives_exactly_no_update(redundancy):
     # E0 opened so that the random-init model's first image adapts.
-    method = build_eata(e0_factor=1.0)
+    method = build_eata(e0_factor=1.0, redundancy=redundancy)
     batch = make_batch()
     method.test_step(batch)
     assert method.stats['updates'] == 1
@@ -60,6 +66,36 @@ def test_redundant_image_gives_exactly_no_update():
         assert torch.equal(value, before[key]), key
     assert method.optimizer.state_dict()['state'][0]['step'] == \
         optim['state'][0]['step']
+
+
+def test_margin_is_scaled_to_the_number_of_classes():
+    assert scaled_redundancy_margin(1000) == pytest.approx(0.05)
+    assert scaled_redundancy_margin(19) == pytest.approx(0.05 *
+                                                         math.sqrt(1000 / 19))
+    assert build_eata().redundancy_margin == pytest.approx(0.3627, abs=1e-4)
+    assert build_eata(redundancy_margin=0.05).redundancy_margin == 0.05
+
+
+def test_pixels_of_an_over_represented_class_are_redundant():
+    method = build_eata()
+    # The moving average is all class 0: confident class-0 pixels are
+    # redundant (cosine ~1), confident class-1 pixels new (cosine ~0).
+    method._update_average(torch.eye(19)[:1])
+    logits = torch.zeros(1, 19, 4, 4)
+    logits[0, 0, :2] = 10.0  # rows 0-1: class 0
+    logits[0, 1, 2:] = 10.0  # rows 2-3: class 1
+    logits.requires_grad_(True)
+    method.loss(logits).backward()
+    assert method._num_selected == 8
+    assert (logits.grad[0][:, :2] == 0).all()
+    assert (logits.grad[0][:, 2:] != 0).any()
+    # the average moved towards class 1 by EATA's 0.1
+    assert method.average_prediction[1] == pytest.approx(0.1, abs=1e-3)
+    image = build_eata(redundancy='image')
+    image._update_average(torch.eye(19)[:1])
+    # one image, mean softmax half class 0: cosine 0.71, redundant
+    assert image.loss(logits.detach()).item() == 0
+    assert image._num_selected == 0
 
 
 def test_moving_average_follows_passing_images_only():
@@ -97,6 +133,7 @@ def test_fisher_round_trip(fisher_file):
     path, model = fisher_file
     data = torch.load(path, weights_only=True)
     assert data['num_images'] == 4  # all that exist (default 500)
+    assert data['batch_size'] == 64  # EATA's
     assert data['config'] == EATA_CONFIG
     method = build_eata(model, fisher_file=path)
     assert set(data['fisher']) == {n for n, _ in method.named_params}
@@ -183,3 +220,112 @@ def test_fisher_file_with_nan_or_cut_short_is_refused(tmp_path):
     with pytest.raises(ValueError, match='is empty') as info:
         load_fisher(str(empty), method.named_params)
     assert 'compute_fisher.py' in str(info.value)
+
+
+def test_fisher_is_eatas_squared_batch_gradient():
+    method = build_eata()
+    batches = [make_batch(seed) for seed in range(4)]
+    params = [p for _, p in method.named_params]
+
+    def grad(batch):  # cross-entropy to the own argmax, per image
+        x = method.model.data_preprocessor(batch, False)['inputs']
+        logits = method.model.decode_head(method.model.extract_feat(x))
+        loss = torch.nn.functional.cross_entropy(logits,
+                                                 logits.detach().argmax(1))
+        return torch.autograd.grad(loss, params, allow_unused=True)
+
+    with torch.enable_grad():
+        g = [grad(b) for b in batches]
+    # batches of 2 (EATA: 64): mean gradient of a batch, squared, averaged
+    for size, groups in ((2, [(0, 1),
+                              (2, 3)]), (3, [(0, 1, 2), (3, )]), (1, [(0, ),
+                                                                      (1, ),
+                                                                      (2, ),
+                                                                      (3, )])):
+        result = compute_fisher(method, batches, batch_size=size)
+        assert result['num_images'] == 4 and result['batch_size'] == size
+        for k, (name, _) in enumerate(method.named_params):
+            if g[0][k] is None:
+                continue
+            expected = sum((sum(g[i][k] for i in group) / len(group))**2
+                           for group in groups) / len(groups)
+            torch.testing.assert_close(
+                result['fisher'][name], expected, rtol=1e-5, atol=1e-12)
+
+
+def reference_eata_steps(model, batches, fisher, e0, margin, beta, lr):
+    """EATA per pixel, written from the paper (Eq. 6-9), SGD steps.
+
+    ``model``: the source model with stock BN layers. Returns its BN
+    parameters after the steps and the pixels selected at each step.
+    """
+    model = copy.deepcopy(model)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in bns:  # TENT's normalisation: the test batch's statistics
+        m.forward = functools.partial(train_mode_bn, m)
+    params = {
+        f'{n}.{k}': p
+        for n, m in model.named_modules() if m in bns
+        for k, p in m.named_parameters(recurse=False)
+    }
+    theta0 = {n: p.detach().clone() for n, p in params.items()}
+    opt = torch.optim.SGD(params.values(), lr=lr)
+    average, counts = None, []
+    for batch in batches:
+        x = model.data_preprocessor(batch, False)['inputs']
+        logits = model.decode_head(model.extract_feat(x))
+        p = logits.softmax(1)
+        h = -(p * logits.log_softmax(1)).sum(1)  # (N, h, w)
+        q = p.detach().permute(0, 2, 3, 1)[h < e0]  # reliable, (M, C)
+        keep = torch.ones(len(q), dtype=torch.bool)
+        if average is not None:  # Eq. 7
+            keep = F.cosine_similarity(q, average[None]).abs() < margin
+        new = q[keep].mean(0)
+        average = new if average is None else 0.9 * average + 0.1 * new
+        counts.append((len(q), int(keep.sum())))
+        weighted = (h * torch.exp(e0 - h.detach()))[h < e0][keep]  # Eq. 8
+        penalty = sum((fisher[n] * (w - theta0[n])**2).sum()
+                      for n, w in params.items())  # Eq. 9
+        loss = weighted.mean() + beta * penalty
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return params, counts
+
+
+def test_first_updates_equal_reference(tmp_path):
+    model = build_model(TINY_MODEL)
+    model.eval()
+    with torch.no_grad():  # confident, varied predictions: both filters act
+        model.decode_head.conv_seg.weight.mul_(30)
+    source = copy.deepcopy(model)
+    lr, beta = 0.05, 2000.0
+    method = build_eata(model, optimizer=dict(type='SGD', lr=lr))
+    g = torch.Generator().manual_seed(0)
+    fisher = {
+        n: torch.rand(p.shape, generator=g) * 1e-4
+        for n, p in method.named_params
+    }
+    path = str(tmp_path / 'fisher.pth')
+    torch.save(dict(fisher=fisher, params=dict(method.theta0)), path)
+    method = build_eata(
+        copy.deepcopy(source),
+        fisher_file=path,
+        optimizer=dict(type='SGD', lr=lr))
+    batches = [make_batch(seed) for seed in range(3)]
+    for batch in batches:
+        method.test_step(batch)
+    params, counts = reference_eata_steps(source, batches, fisher,
+                                          method.threshold,
+                                          method.redundancy_margin, beta, lr)
+    # every step adapted; from the second on, the filter of Eq. 7 removed
+    # some reliable pixels and kept others
+    assert method.stats['updates'] == 3
+    assert all(0 < kept < reliable for reliable, kept in counts[1:]), counts
+    ours = dict(method.named_params)
+    assert set(ours) == set(params)
+    source_p = dict(source.named_parameters())
+    for name, param in params.items():
+        torch.testing.assert_close(ours[name], param, rtol=0, atol=1e-6)
+    moved = [n for n, p in params.items() if not torch.equal(p, source_p[n])]
+    assert len(moved) > len(params) // 2

@@ -1,5 +1,7 @@
 """Every registered TTA method, plus each method's own mechanics."""
+import contextlib
 import copy
+import functools
 import math
 
 import pytest
@@ -7,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmseg_ecotta.models import TTABatchNorm2d
 from mmseg_ecotta.models.segmentors import is_meta_name
@@ -17,10 +20,13 @@ from mmseg_ecotta.tta.losses import (confident_entropy_loss, entropy_map,
 from ..conftest import TINY_META_MODEL, TINY_MODEL, build_model
 
 METHODS = sorted(TTA_METHODS.module_dict)
-# EATA's filters select nothing on a random-init model (its entropy is near
-# ln C everywhere); opened here so the generic checks see updates. The
-# filters themselves are tested in test_eata.py.
-GENERIC_KWARGS = dict(EATA=dict(e0_factor=1.0, redundancy_margin=1.01))
+# EATA's filters and EcoTTA's E0 select nothing on a random-init model (its
+# entropy is near ln C everywhere); opened here so that the generic checks
+# see updates through the entropy term (EcoTTA would otherwise move only by
+# its regulariser). The filters themselves are tested in test_eata.py.
+GENERIC_KWARGS = dict(
+    EATA=dict(e0_factor=1.0, redundancy_margin=1.01),
+    EcoTTA=dict(e0_factor=1.0))
 
 
 def make_batch(seed: int = 0, h: int = 64, w: int = 128) -> dict:
@@ -31,6 +37,18 @@ def make_batch(seed: int = 0, h: int = 64, w: int = 128) -> dict:
     sample.gt_sem_seg = PixelData(
         data=torch.randint(0, 19, (1, h, w), generator=g))
     return dict(inputs=[image], data_samples=[sample])
+
+
+def train_mode_bn(m: torch.nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """BN with the batch's statistics, running ones untouched.
+
+    A 1x1 map at batch size 1 (the image-pool branch) keeps the stored
+    statistics: the documented fallback.
+    """
+    if x.numel() == x.shape[1]:
+        return F.batch_norm(x, m.running_mean, m.running_var, m.weight, m.bias,
+                            False, 0.0, m.eps)
+    return F.batch_norm(x, None, None, m.weight, m.bias, True, 0.0, m.eps)
 
 
 def build_method(name: str, **kwargs):
@@ -44,6 +62,15 @@ def test_only_intended_state_changes_and_reset_is_exact(name):
     method = build_method(name, **GENERIC_KWARGS.get(name, {}))
     before = copy.deepcopy(method.model.state_dict())
     trainable = {n for n, _ in method.named_params}
+    logit_grads = []  # the loss's gradient w.r.t. the prediction
+    if method.optimizer is not None:
+        loss_of = method.loss
+
+        def loss(logits):
+            logits.register_hook(logit_grads.append)
+            return loss_of(logits)
+
+        method.loss = loss
     with torch.no_grad():  # as mmengine's TestLoop calls it
         for seed in range(3):
             outputs = method.test_step(make_batch(seed))
@@ -56,6 +83,10 @@ def test_only_intended_state_changes_and_reset_is_exact(name):
     if method.optimizer is not None:
         assert changed, 'a method with parameters must adapt them'
         assert method.stats['updates'] == 3
+        # every update moved the weights through the output term (entropy
+        # or pseudo-label), not only through a regulariser
+        assert len(logit_grads) == 3
+        assert all(bool((g != 0).any()) for g in logit_grads)
     method.reset()
     for key, value in before.items():
         assert torch.equal(method.model.state_dict()[key], value), key
@@ -100,12 +131,158 @@ def test_slide_inference_is_rejected_with_the_fix():
 
 
 def test_bn_adapt_uses_batch_statistics_without_moving_stored_ones():
-    source, adapt = build_method('Source'), build_method('BNAdapt')
-    adapt.model.load_state_dict(source.model.state_dict())
-    batch = make_batch()
-    a = source.test_step(batch)[0].seg_logits.data
-    b = adapt.test_step(batch)[0].seg_logits.data
-    assert not torch.allclose(a, b)
+    method = build_method('BNAdapt')
+    randomize_running_stats(method.model)
+    stored = {
+        k: v.clone()
+        for k, v in method.model.state_dict().items()
+        if 'running' in k or 'num_batches' in k
+    }
+    bns = dict(bn_layers(method.model))
+    with record_bn_io(method.model) as io:
+        for seed in range(2):
+            method.test_step(make_batch(seed))
+    assert set(io) == set(bns) and len(bns) > 20
+    for name, calls in io.items():
+        m = bns[name]
+        for x, y, _, _ in calls:  # BN adapt trains no scale or shift
+            if x.numel() == x.shape[1]:  # the 1x1 image pool: stored
+                expected = F.batch_norm(x, m.running_mean, m.running_var,
+                                        m.weight, m.bias, False, 0.0, m.eps)
+            else:  # this image's mean and (biased) variance per channel
+                var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0)
+                expected = ((x - mean[None, :, None, None]) *
+                            torch.rsqrt(var + m.eps)[None, :, None, None] *
+                            m.weight[None, :, None, None] +
+                            m.bias[None, :, None, None])
+            torch.testing.assert_close(y, expected, rtol=1e-4, atol=1e-5)
+    for key, value in method.model.state_dict().items():
+        if key in stored:
+            assert torch.equal(value, stored[key]), key
+
+
+# --- which statistics each BN layer normalises with -----------------------
+IMAGE_POOL_BN = 'decode_head.image_pool.1.bn'  # sees a 1x1 map
+
+
+def bn_layers(model: torch.nn.Module):
+    return [(n, m) for n, m in model.named_modules()
+            if isinstance(m, _BatchNorm)]
+
+
+def randomize_running_stats(*models: torch.nn.Module) -> None:
+    """Stored statistics unlike any batch's, so the two are told apart.
+
+    Scales too: mmseg's ResNet starts each block's last BN at scale 0
+    (``zero_init_residual``), whose output then depends on no statistics.
+    """
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for model in models:
+            for _, m in bn_layers(model):
+                c = m.num_features
+                m.running_mean.copy_(torch.randn(c, generator=g))
+                m.running_var.copy_(torch.rand(c, generator=g) * 3 + 0.5)
+                m.weight.copy_(torch.rand(c, generator=g) + 0.5)
+
+
+@contextlib.contextmanager
+def record_bn_io(model: torch.nn.Module):
+    """Record ``name -> [(input, output, scale, shift), ...]`` per BN layer.
+
+    Copies: the ReLU after a BN overwrites its output in place, and an
+    update after the forward changes the affine parameters.
+    """
+    io, handles = {}, []
+
+    def hook(name, m, args, out):
+        io.setdefault(name, []).append(
+            tuple(t.detach().clone()
+                  for t in (args[0], out, m.weight, m.bias)))
+
+    for name, m in bn_layers(model):
+        handles.append(m.register_forward_hook(functools.partial(hook, name)))
+    try:
+        yield io
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def statistics_used(m: _BatchNorm, x: torch.Tensor, y: torch.Tensor,
+                    weight: torch.Tensor, bias: torch.Tensor) -> str:
+    """``'batch'`` or ``'source'``: whose statistics produced ``y``."""
+    matches = []
+    stored = F.batch_norm(x, m.running_mean, m.running_var, weight, bias,
+                          False, 0.0, m.eps)
+    if torch.allclose(y, stored, rtol=1e-4, atol=1e-5):
+        matches.append('source')
+    if x.numel() > x.shape[1]:
+        batch = F.batch_norm(x, None, None, weight, bias, True, 0.0, m.eps)
+        if torch.allclose(y, batch, rtol=1e-4, atol=1e-5):
+            matches.append('batch')
+    assert len(matches) == 1, (matches, m)
+    return matches[0]
+
+
+def expected_statistics(name: str, net: str, method) -> str:
+    """The pinned table: each method's normalisation, layer by layer."""
+    kind = type(method).__name__
+    if kind == 'Source':
+        return 'source'
+    if kind in ('BNAdapt', 'Tent', 'EATA') or (kind == 'CoTTA'
+                                               and method.recipe == 'cifar'):
+        # test-batch statistics; the 1x1 image pool cannot have them
+        return 'source' if name == IMAGE_POOL_BN else 'batch'
+    if kind == 'CoTTA':  # segmentation recipe: eval mode in all three
+        return 'source'
+    if kind == 'EcoTTA':
+        if is_meta_name(name):
+            return 'batch'  # the meta networks' BNs adapt their statistics
+        if method.frozen_norm_mode == 'source' or name == IMAGE_POOL_BN:
+            return 'source'
+        return 'batch'  # 'batch' or 'batch_const' (constant in backward)
+    raise AssertionError(f'pin the BN normalisation of {kind} here')
+
+
+BN_CASES = [(n, {}) for n in METHODS] + [('CoTTA', dict(recipe='cifar'))]
+
+
+@pytest.mark.parametrize('name,kwargs', BN_CASES)
+def test_each_bn_layer_normalises_as_the_method_says(name, kwargs):
+    method = build_method(name, **kwargs)
+    nets = dict(student=method.model)
+    if name == 'CoTTA':
+        nets.update(teacher=method.teacher, anchor=method.anchor)
+    randomize_running_stats(*nets.values())
+    stored = {
+        net:
+        copy.deepcopy({
+            k: v
+            for k, v in model.state_dict().items() if 'running' in k
+        })
+        for net, model in nets.items()
+    }
+    records = {}
+    with contextlib.ExitStack() as stack:
+        for net, model in nets.items():
+            records[net] = stack.enter_context(record_bn_io(model))
+        method.test_step(make_batch())
+    for net, model in nets.items():
+        layers = dict(bn_layers(model))
+        assert set(records[net]) == set(layers), net
+        for layer, calls in records[net].items():
+            expected = expected_statistics(layer, net, method)
+            for call in calls:
+                used = statistics_used(layers[layer], *call)
+                assert used == expected, (net, layer, used)
+        for key, value in model.state_dict().items():
+            if key in stored[net]:  # stored statistics never move
+                assert torch.equal(value, stored[net][key]), (net, key)
+    if name == 'EcoTTA':  # batch_const: statistics constant in backward
+        for layer, m in bn_layers(method.model):
+            if not is_meta_name(layer):
+                assert m.norm_mode == method.frozen_norm_mode, layer
 
 
 # --- losses ----------------------------------------------------------------
@@ -153,14 +330,20 @@ def test_ecotta_loss_equals_hand_computation():
     method = build_method('EcoTTA', reg_weight=0.5)
     inputs = method.model.data_preprocessor(make_batch(), False)['inputs']
     with torch.no_grad():
+        # sharpened to unit-free spread: a random-init model is unsure
+        # everywhere, and the entropy half would see no pixel below E0
         logits = method.decode(inputs)
+        logits = logits / logits.std() * 4
     pairs = list(method.model.backbone.partition_outputs)
     assert len(pairs) == 5
     loss = method.loss(logits)
-    h = entropy_map(logits)
+    p = logits.softmax(1)
+    h = -(p * p.log()).sum(1)
     mask = h < 0.4 * math.log(19)
+    assert 0.1 < mask.float().mean() < 0.9  # both kinds of pixels
     reg = sum((a - f).abs().mean() for a, f in pairs)
-    expected = (h[mask].mean() if mask.any() else 0) + 0.5 * reg
+    assert reg > 0
+    expected = h[mask].mean() + 0.5 * reg
     assert loss.item() == pytest.approx(float(expected), rel=1e-5)
 
 
@@ -176,14 +359,8 @@ def test_tent_update_equals_reference_algorithm():
     bns = [m for m in reference.modules() if isinstance(m, TTABatchNorm2d)]
     params = [p for m in bns for p in (m.weight, m.bias)]
 
-    def train_mode_bn(m, x):
-        if x.numel() == x.shape[1]:  # documented 1x1 image-pool fallback
-            return F.batch_norm(x, m.running_mean, m.running_var, m.weight,
-                                m.bias, False, 0.0, m.eps)
-        return F.batch_norm(x, None, None, m.weight, m.bias, True, 0.0, m.eps)
-
     for m in bns:
-        m.forward = (lambda mod: lambda x: train_mode_bn(mod, x))(m)
+        m.forward = functools.partial(train_mode_bn, m)
     opt = torch.optim.SGD(params, lr=0.1)
     inputs = reference.data_preprocessor(batch, False)['inputs']
     logits = reference.decode_head(reference.extract_feat(inputs))
@@ -195,6 +372,89 @@ def test_tent_update_equals_reference_algorithm():
     ours = dict(method.model.named_parameters())
     for name, param in reference.named_parameters():
         torch.testing.assert_close(ours[name], param, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('name', ['Source', 'BNAdapt'])
+def test_prediction_equals_reference_algorithm(name):
+    model = build_model(TINY_MODEL)
+    model.eval()
+    reference = copy.deepcopy(model)
+    if name == 'BNAdapt':  # Schneider et al.: the test batch's statistics
+        for m in reference.modules():
+            if isinstance(m, _BatchNorm):
+                m.forward = functools.partial(train_mode_bn, m)
+    method = build_tta_method(dict(type=name), model)
+    batch = make_batch()
+    ours = method.test_step(batch)[0].seg_logits.data
+    with torch.no_grad():
+        x = reference.data_preprocessor(batch, False)['inputs']
+        logits = F.interpolate(
+            reference.decode_head(reference.extract_feat(x)),
+            size=x.shape[2:],
+            mode='bilinear')
+    torch.testing.assert_close(ours, logits[0], rtol=0, atol=1e-5)
+
+
+def frozen_bn(mode: str, m: _BatchNorm, x: torch.Tensor) -> torch.Tensor:
+    """A frozen BN of EcoTTA, by mode, written with functional ops."""
+    if mode == 'source' or x.numel() == x.shape[1]:
+        return F.batch_norm(x, m.running_mean, m.running_var, m.weight, m.bias,
+                            False, 0.0, m.eps)
+    if mode == 'batch':
+        return train_mode_bn(m, x)
+    # 'batch_const': the batch's statistics, no gradient through them
+    var, mean = torch.var_mean(x.detach(), dim=(0, 2, 3), correction=0)
+    return ((x - mean[None, :, None, None]) /
+            torch.sqrt(var + m.eps)[None, :, None, None] *
+            m.weight[None, :, None, None] + m.bias[None, :, None, None])
+
+
+def test_ecotta_update_equals_reference_algorithm():
+    lr, lam = 0.05, 0.25
+    model = build_model(TINY_META_MODEL)
+    model.eval()
+    reference = copy.deepcopy(model)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    method = build_tta_method(
+        dict(type='EcoTTA', optimizer=dict(type='SGD', lr=lr, momentum=0.9)),
+        model)
+    batch = make_batch()
+    x = method.model.data_preprocessor(batch, False)['inputs']
+    with torch.no_grad():  # E0 at the median entropy: half the pixels
+        h = entropy_map(method.decode(x))
+        method.threshold = float(h.median())
+        method.model.backbone.pop_partition_outputs()
+    method.forward_and_adapt(x)
+
+    # Reference (EcoTTA Sec. 3): frozen network as the mode says, meta
+    # BNs with the batch's statistics; entropy of the pixels below E0 plus
+    # lambda * sum_k mean |x_k - f_k(x_{k-1})| with f_k a stop-gradient
+    # target; SGD with momentum on the meta networks only.
+    for n, m in reference.named_modules():
+        if isinstance(m, _BatchNorm):
+            m.forward = functools.partial(
+                train_mode_bn, m) if is_meta_name(n) else functools.partial(
+                    frozen_bn, method.frozen_norm_mode, m)
+    params = [p for n, p in reference.named_parameters() if is_meta_name(n)]
+    opt = torch.optim.SGD(params, lr=lr, momentum=0.9)
+    reference.backbone.record_partition_outputs = True
+    logits = reference.decode_head(reference.extract_feat(x))
+    p = logits.softmax(1)
+    h = -(p * logits.log_softmax(1)).sum(1)
+    confident = h < method.threshold
+    assert 0.2 < confident.float().mean() < 0.8
+    reg = sum((a - f.detach()).abs().mean()
+              for a, f in reference.backbone.partition_outputs)
+    loss = h[confident].mean() + lam * reg
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    ours = dict(method.model.named_parameters())
+    steps = []
+    for name, param in reference.named_parameters():
+        torch.testing.assert_close(ours[name], param, rtol=0, atol=1e-6)
+        steps.append(float((param - before[name]).abs().max()))
+    assert max(steps) > 5e-4  # the tolerance is far below the step
 
 
 def test_non_finite_loss_never_reaches_the_weights():
