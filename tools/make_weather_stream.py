@@ -1,9 +1,11 @@
 """Corrupt held-out frames into an ACDC-layout weather stream.
 
-The real-image dev benchmark (data/README.md) is CamVid's val frames
-(selection) and test frames (reporting), corrupted at severities 3 and 5::
+The real-image dev benchmark (data/README.md) is CamVid's test frames in
+two parts, ``select`` (choosing defaults) and ``report``
+(:func:`~mmseg_ecotta.datasets.camvid.dev_part`), corrupted at severities
+3 and 5; any other name is a split folder read whole (e.g. ``val``)::
 
-    python tools/make_weather_stream.py data/camvid --split val test \\
+    python tools/make_weather_stream.py data/camvid --split select report \\
         --severity 3 --out data/camvid_weather_s3
 """
 import argparse
@@ -14,6 +16,9 @@ _ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from mmseg_ecotta.datasets.camvid import (
+    DEV_PARTS,  # noqa: E402
+    dev_part_stems)
 from mmseg_ecotta.datasets.corrupted_stream import (  # noqa: E402
     ACDC_STAND_INS, write_corrupted_stream)
 
@@ -22,7 +27,7 @@ def main() -> None:
     """Write one ACDC-layout stream per split given."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('city_root', help='Cityscapes-layout dataset root')
-    parser.add_argument('--split', nargs='+', default=['val', 'test'])
+    parser.add_argument('--split', nargs='+', default=list(DEV_PARTS))
     parser.add_argument('--severity', type=int, default=3)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', required=True, help='stream root')
@@ -32,11 +37,25 @@ def main() -> None:
         help='also write every frame unchanged as condition "clear"')
     args = parser.parse_args()
     for split in args.split:
+        source = dict(split=split)
+        if split in DEV_PARTS:
+            source = dict(
+                split='test',
+                out_split=split,
+                stems=dev_part_stems(args.city_root, split))
         counts = write_corrupted_stream(
-            args.city_root, split, args.out, args.severity, seed=args.seed)
+            args.city_root,
+            out=args.out,
+            severity=args.severity,
+            seed=args.seed,
+            **source)
         if args.clear:
-            write_corrupted_stream(args.city_root, split, args.out,
-                                   args.severity, dict(clear=None))
+            write_corrupted_stream(
+                args.city_root,
+                out=args.out,
+                severity=args.severity,
+                conditions=dict(clear=None),
+                **source)
         print(f'{split}: {counts} frames (' +
               ', '.join(f'{k}={v}'
                         for k, v in ACDC_STAND_INS.items()) + ') -> '

@@ -15,6 +15,7 @@ layout and train ids, written by :func:`convert_camvid`::
 The sequence (``0001TP``, ``0006R0``, ``0016E5``, ``Seq05VD``) is the
 file name's prefix, as Cityscapes' city folder.
 """
+import glob
 import hashlib
 import os
 import os.path as osp
@@ -25,6 +26,15 @@ import cv2
 import numpy as np
 
 CAMVID_SPLITS = ('train', 'val', 'test')
+
+# The dev benchmark's two parts of CamVid's test frames. The val frames
+# (sequence 0016E5) and the 0001TP test frames share a sequence with train
+# frames, which flatters a warm-up fitted on them; only Seq05VD shares none.
+# So defaults are chosen on Seq05VD's first half in time ('select') and
+# results reported on the other test frames ('report'): Seq05VD's second
+# half and 0001TP.
+DEV_PARTS = ('select', 'report')
+SELECT_SEQUENCE = 'Seq05VD'
 
 # CamVid-11 label -> Cityscapes train id (255: ignored). CamVid's
 # "Bicyclist" covers rider and bicycle together; it maps to "rider".
@@ -42,6 +52,29 @@ CAMVID_TO_CITYSCAPES: Dict[int, int] = {
     10: 12,  # Bicyclist -> rider
     11: 255,  # Unlabelled -> ignore
 }
+
+
+def dev_part(stems: List[str], part: str) -> List[str]:
+    """The test-frame stems of dev benchmark part ``part`` (DEV_PARTS).
+
+    Args:
+        stems (list[str]): CamVid test frame stems, e.g. ``Seq05VD_f00030``.
+        part (str): ``'select'`` or ``'report'``.
+    """
+    if part not in DEV_PARTS:
+        raise ValueError(f'unknown dev benchmark part {part!r}; choose one '
+                         f'of {DEV_PARTS}')
+    sequence = sorted(s for s in stems if s.startswith(SELECT_SEQUENCE))
+    select = set(sequence[:(len(sequence) + 1) // 2])
+    return sorted(s for s in stems if (s in select) == (part == 'select'))
+
+
+def dev_part_stems(city_root: str, part: str) -> List[str]:
+    """:func:`dev_part` of the test frames converted under ``city_root``."""
+    images = glob.glob(
+        osp.join(city_root, 'leftImg8bit', 'test', '*', '*_leftImg8bit.png'))
+    return dev_part(
+        [osp.basename(p)[:-len('_leftImg8bit.png')] for p in images], part)
 
 
 def camvid_label_to_train_ids(label: np.ndarray,

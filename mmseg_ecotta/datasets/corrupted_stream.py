@@ -35,7 +35,8 @@ def write_corrupted_stream(
         conditions: Dict[str, Optional[str]] = ACDC_STAND_INS,
         out_split: str = None,
         seed: int = 0,
-        backend: str = 'imagecorruptions') -> Dict[str, int]:
+        backend: str = 'imagecorruptions',
+        stems: Optional[List[str]] = None) -> Dict[str, int]:
     """Corrupt ``city_root``'s ``split`` frames into an ACDC-layout stream.
 
     Args:
@@ -50,6 +51,8 @@ def write_corrupted_stream(
         out_split (str, optional): Split folder to write. Default: ``split``.
         seed (int): Corruption seed (combined with each file name).
         backend (str): ``WeatherCorruption`` backend.
+        stems (list[str], optional): Only these frames (file stems, e.g.
+            ``Seq05VD_f00030``). Default: every frame of the split.
 
     Returns:
         dict: Frames written per condition.
@@ -57,7 +60,7 @@ def write_corrupted_stream(
     Raises:
         FileNotFoundError: No frames in the split, or a frame without label.
     """
-    frames = _frames(city_root, split)
+    frames = _frames(city_root, split, stems)
     transforms = {
         name: WeatherCorruption(corruption, severity, seed, backend)
         for name, corruption in conditions.items() if corruption is not None
@@ -84,12 +87,27 @@ def write_corrupted_stream(
     return counts
 
 
-def _frames(city_root: str, split: str) -> List[Tuple[str, str]]:
+def _frames(city_root: str,
+            split: str,
+            stems: Optional[List[str]] = None) -> List[Tuple[str, str]]:
     """Sorted (image, train-id label) pairs of a Cityscapes-layout split."""
     images = sorted(
         glob.glob(
             osp.join(city_root, 'leftImg8bit', split, '*',
                      '*_leftImg8bit.png')))
+    if stems is not None:
+        missing = set(stems) - {
+            osp.basename(p)[:-len('_leftImg8bit.png')]
+            for p in images
+        }
+        if missing:
+            raise FileNotFoundError(
+                f'{len(missing)} frames asked for are not in {split!r} '
+                f'of {city_root}, e.g. {sorted(missing)[0]!r}')
+        images = [
+            p for p in images
+            if osp.basename(p)[:-len('_leftImg8bit.png')] in set(stems)
+        ]
     if not images:
         raise FileNotFoundError(
             f'no */*_leftImg8bit.png under '
