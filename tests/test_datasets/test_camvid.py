@@ -1,4 +1,5 @@
 """CamVid conversion, checksums and the ACDC-layout weather stream."""
+import glob
 import os
 import os.path as osp
 
@@ -11,6 +12,7 @@ from mmseg.registry import DATASETS
 from mmseg_ecotta.datasets.camvid import (CAMVID_TO_CITYSCAPES,
                                           camvid_label_to_train_ids,
                                           check_checksums, convert_camvid,
+                                          dev_part, dev_part_stems,
                                           read_checksum_list,
                                           write_checksum_list)
 from mmseg_ecotta.datasets.corrupted_stream import write_corrupted_stream
@@ -136,3 +138,30 @@ def test_weather_stream_deals_own_frames_to_each_condition(camvid, tmp_path):
             osp.join(
                 city, f'gtFine/test/Seq05VD/'
                 f'{stem}_gtFine_labelTrainIds.png'), cv2.IMREAD_UNCHANGED))
+
+
+def test_dev_parts_split_test_frames_by_sequence_half():
+    stems = [f'Seq05VD_f{i * 30:05d}' for i in range(5)] + ['0001TP_008550']
+    select, report = dev_part(stems, 'select'), dev_part(stems, 'report')
+    # Seq05VD (no train frames) chooses with its first half in time
+    assert select == ['Seq05VD_f00000', 'Seq05VD_f00030', 'Seq05VD_f00060']
+    assert report == ['0001TP_008550', 'Seq05VD_f00090', 'Seq05VD_f00120']
+    with pytest.raises(ValueError, match="'train'.*'select', 'report'"):
+        dev_part(stems, 'train')
+
+
+def test_weather_stream_of_a_dev_part_has_only_its_frames(camvid, tmp_path):
+    city = str(tmp_path / 'camvid')
+    convert_camvid(camvid, city)
+    out = str(tmp_path / 'stream')
+    stems = dev_part_stems(city, 'report')
+    assert stems == ['0001TP_008550', 'Seq05VD_f00060', 'Seq05VD_f00090']
+    counts = write_corrupted_stream(
+        city, 'test', out, severity=3, out_split='report', stems=stems)
+    assert sum(counts.values()) == 3
+    written = sorted(
+        osp.basename(p)[:-len('_rgb_anon.png')]
+        for p in glob.glob(osp.join(out, 'rgb_anon/*/report/*/*.png')))
+    assert written == stems
+    with pytest.raises(FileNotFoundError, match="1 frames.*'nope'"):
+        write_corrupted_stream(city, 'test', out, 3, stems=['nope'])
