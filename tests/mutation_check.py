@@ -19,42 +19,39 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 M = 'tests/test_tta/test_methods.py::'
 # name -> (file, [(text, replacement)], tests that must fail)
 MUTANTS = {
-    'cotta-scores-student': (
-        'mmseg_ecotta/tta/cotta.py',
-        [('        super().forward_and_adapt(inputs)\n',
-          '        student = super().forward_and_adapt(inputs)\n'),
-         ('        return self._pseudo_label.clamp_min(tiny).log()',
-          '        return student')],
-        ['tests/test_tta/test_cotta.py::'
-         'test_scored_prediction_is_the_pseudo_label']),
-    'ecotta-drops-entropy': (
-        'mmseg_ecotta/tta/ecotta.py',
-        [('return (confident_entropy_loss(logits, self.threshold) +',
-          'return (0 * confident_entropy_loss(logits, self.threshold) +')],
-        [M + 'test_ecotta_loss_equals_hand_computation']),
-    'bn-adapt-uses-stored-statistics': (
-        'mmseg_ecotta/tta/bn_adapt.py',
-        [("convert_batchnorms(model, 'batch')",
-          "convert_batchnorms(model, 'source')")],
-        [M + 'test_bn_adapt_uses_batch_statistics_without_moving_stored_ones',
-         M + 'test_each_bn_layer_normalises_as_the_method_says']),
-    'batch-statistics-move-stored-ones': (
-        'mmseg_ecotta/models/norm.py',
-        [('F.batch_norm(x, None, None, self.weight',
-          'F.batch_norm(x, self.running_mean, self.running_var, self.weight')
-         ],
-        [M + 'test_bn_adapt_uses_batch_statistics_without_moving_stored_ones']
-    ),
-    'ecotta-meta-bn-on-stored-statistics': (
-        'mmseg_ecotta/tta/ecotta.py',
-        [("convert_batchnorms(model.backbone.meta_nets, 'batch')",
-          "convert_batchnorms(model.backbone.meta_nets, 'source')")],
-        [M + 'test_each_bn_layer_normalises_as_the_method_says']),
-    'eata-weight-inverted': (
-        'mmseg_ecotta/tta/eata.py',
-        [('torch.exp(self.threshold - entropy.detach())',
-          'torch.exp(entropy.detach() - self.threshold)')],
-        ['tests/test_tta/test_eata.py::test_first_updates_equal_reference']),
+    'cotta-scores-student': ('mmseg_ecotta/tta/cotta.py', [
+        ('        super().forward_and_adapt(inputs)\n',
+         '        student = super().forward_and_adapt(inputs)\n'),
+        ('        return self._pseudo_label.clamp_min(tiny).log()',
+         '        return student')
+    ], [
+        'tests/test_tta/test_cotta.py::'
+        'test_scored_prediction_is_the_pseudo_label'
+    ]),
+    'ecotta-drops-entropy': ('mmseg_ecotta/tta/ecotta.py', [
+        ('return (confident_entropy_loss(logits, self.threshold) +',
+         'return (0 * confident_entropy_loss(logits, self.threshold) +')
+    ], [M + 'test_ecotta_loss_equals_hand_computation']),
+    'bn-adapt-uses-stored-statistics': ('mmseg_ecotta/tta/bn_adapt.py', [
+        ("convert_batchnorms(model, 'batch')",
+         "convert_batchnorms(model, 'source')")
+    ], [
+        M + 'test_bn_adapt_uses_batch_statistics_without_moving_stored_ones',
+        M + 'test_each_bn_layer_normalises_as_the_method_says'
+    ]),
+    'batch-statistics-move-stored-ones': ('mmseg_ecotta/models/norm.py', [
+        ('F.batch_norm(x, None, None, self.weight',
+         'F.batch_norm(x, self.running_mean, self.running_var, self.weight'),
+        ('0.0, self.eps)', '0.1, self.eps)')
+    ], [M + 'test_bn_adapt_uses_batch_statistics_without_moving_stored_ones']),
+    'ecotta-meta-bn-on-stored-statistics': ('mmseg_ecotta/tta/ecotta.py', [
+        ("convert_batchnorms(model.backbone.meta_nets, 'batch')",
+         "convert_batchnorms(model.backbone.meta_nets, 'source')")
+    ], [M + 'test_each_bn_layer_normalises_as_the_method_says']),
+    'eata-weight-inverted': ('mmseg_ecotta/tta/eata.py', [
+        ('torch.exp(self.threshold - entropy.detach())',
+         'torch.exp(entropy.detach() - self.threshold)')
+    ], ['tests/test_tta/test_eata.py::test_first_updates_equal_reference']),
 }
 
 
@@ -62,9 +59,10 @@ def check(name: str) -> bool:
     """Apply mutant ``name`` to a fresh copy; True if its tests fail."""
     path, edits, tests = MUTANTS[name]
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(f'git -C {ROOT} archive HEAD | tar -x -C {tmp}',
-                       shell=True,
-                       check=True)
+        subprocess.run(
+            f'git -C {ROOT} archive HEAD | tar -x -C {tmp}',
+            shell=True,
+            check=True)
         with open(osp.join(tmp, path)) as f:
             source = f.read()
         for text, replacement in edits:
@@ -75,13 +73,14 @@ def check(name: str) -> bool:
         with open(osp.join(tmp, path), 'w') as f:
             f.write(source)
         env = dict(os.environ, PYTHONPATH=tmp)
-        result = subprocess.run(
-            [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
-             *tests],
-            cwd=tmp,
-            env=env,
-            capture_output=True,
-            text=True)
+        result = subprocess.run([
+            sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+            *tests
+        ],
+                                cwd=tmp,
+                                env=env,
+                                capture_output=True,
+                                text=True)
     caught = result.returncode == 1
     print(f'{name}: {"caught" if caught else "NOT CAUGHT"} '
           f'({result.stdout.strip().splitlines()[-1]})')
