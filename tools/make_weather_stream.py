@@ -16,9 +16,8 @@ _ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from mmseg_ecotta.datasets.camvid import (
-    DEV_PARTS,  # noqa: E402
-    dev_part_stems)
+from mmseg_ecotta.datasets.camvid import DEV_PARTS  # noqa: E402
+from mmseg_ecotta.datasets.camvid import dev_part_stems
 from mmseg_ecotta.datasets.corrupted_stream import (  # noqa: E402
     ACDC_STAND_INS, write_corrupted_stream)
 

@@ -9,9 +9,9 @@ recipe change instead, from the first release's recipe to ours (README,
 "EcoTTA on real frames"). Data set-up: data/README.md, "The real-image dev
 benchmark".
 
-    python tools/run_dev_benchmark.py                  # reported: test, s3
+    python tools/run_dev_benchmark.py                  # reported: report, s3
     python tools/run_dev_benchmark.py --ablation
-    python tools/run_dev_benchmark.py --split val --severity 5  # selection
+    python tools/run_dev_benchmark.py --split select --severity 5
 """
 import argparse
 import os
@@ -22,6 +22,8 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from mmseg_ecotta.apis import MethodRun, run_methods  # noqa: E402
+from mmseg_ecotta.datasets.camvid import DEV_PARTS  # noqa: E402
+from mmseg_ecotta.datasets.camvid import dev_part_stems  # noqa: E402
 from mmseg_ecotta.datasets.corrupted_stream import \
     write_corrupted_stream  # noqa: E402
 from mmseg_ecotta.evaluation.comparison import \
@@ -61,7 +63,8 @@ ABLATION = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--split', default='test', choices=['val', 'test'])
+    parser.add_argument(
+        '--split', default='report', choices=[*DEV_PARTS, 'val', 'test'])
     parser.add_argument('--severity', type=int, default=3)
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--ablation', action='store_true')
@@ -75,8 +78,14 @@ def main() -> None:
     stream = f'data/camvid_weather_s{args.severity}'
     if not osp.isdir(osp.join(stream, 'rgb_anon', 'fog', args.split)):
         print(f'writing the {args.split} stream into {stream} ...')
-        write_corrupted_stream('data/camvid', args.split, stream,
-                               args.severity)
+        part = args.split in DEV_PARTS
+        write_corrupted_stream(
+            'data/camvid',
+            'test' if part else args.split,
+            stream,
+            args.severity,
+            out_split=args.split,
+            stems=dev_part_stems('data/camvid', args.split) if part else None)
     rows = ABLATION if args.ablation else RUNS + (
         [COTTA] if args.cotta else [])
     runs = [
