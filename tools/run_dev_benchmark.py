@@ -28,15 +28,19 @@ from mmseg_ecotta.datasets.corrupted_stream import \
     write_corrupted_stream  # noqa: E402
 from mmseg_ecotta.evaluation.comparison import \
     write_comparison_files  # noqa: E402
+from mmseg_ecotta.tta.fisher import fisher_from_config  # noqa: E402
+from mmseg_ecotta.tta.fisher import save_fisher  # noqa: E402
+from mmseg_ecotta.utils import load_config  # noqa: E402
 
 CKPT = 'data/checkpoints/deeplabv3plus_r18-tiny_camvid-{}.pth'
 CFG = 'configs/tta/camvid/{}_deeplabv3plus_r18-tiny_{}camvid-weather.py'
 ECOTTA = CFG.format('ecotta', 'meta_')
+EATA = CFG.format('eata', '')
 RUNS = [  # (label, config, checkpoint, per-run cfg-options)
     ('Source', CFG.format('source', ''), CKPT.format('source'), ()),
     ('BN adapt', CFG.format('bn_adapt', ''), CKPT.format('source'), ()),
     ('TENT', CFG.format('tent', ''), CKPT.format('source'), ()),
-    ('EATA', CFG.format('eata', ''), CKPT.format('source'), ()),
+    ('EATA', EATA, CKPT.format('source'), ()),  # + its Fisher, see main
     ('EcoTTA', ECOTTA, CKPT.format('meta-warmup'), ()),
 ]
 COTTA = ('CoTTA (1 round)', CFG.format('cotta', ''), CKPT.format('source'),
@@ -88,9 +92,21 @@ def main() -> None:
             stems=dev_part_stems('data/camvid', args.split) if part else None)
     rows = ABLATION if args.ablation else RUNS + (
         [COTTA] if args.cotta else [])
+    fisher = osp.join(args.work_dir, 'eata_fisher.pth')
+    if any(config == EATA for _, config, _, _ in rows):
+        # EATA's Fisher on clean source images: the 367 train frames
+        print(f'computing EATA\'s Fisher into {fisher} ...')
+        os.makedirs(args.work_dir, exist_ok=True)
+        save_fisher(
+            fisher_from_config(
+                load_config(EATA), CKPT.format('source'), 'data/camvid/',
+                'train'), fisher, EATA, CKPT.format('source'))
     runs = [
-        MethodRun(f'{i:02d}_' + re.sub(r'[^a-z0-9]+', '_', label.lower()),
-                  config, ckpt, label, options)
+        MethodRun(
+            f'{i:02d}_' + re.sub(r'[^a-z0-9]+', '_', label.lower()), config,
+            ckpt, label,
+            options + ((f'custom_hooks.0.method.fisher_file={fisher}', )
+                       if config == EATA else ()))
         for i, (label, config, ckpt, options) in enumerate(rows)
     ]
     options = [
