@@ -14,6 +14,7 @@ from mmseg.registry import MODELS
 
 import mmseg_ecotta  # noqa: F401  (shims and registration first)
 from mmseg_ecotta import safe_load
+from mmseg_ecotta.registry import TTA_METHODS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Parametrize device-dependent tests with this; CUDA runs where available.
@@ -28,6 +29,30 @@ DEVICES = [
 TINY_MODEL = osp.join(REPO, 'configs/_base_/models/deeplabv3plus_r18-tiny.py')
 TINY_META_MODEL = osp.join(
     REPO, 'configs/_base_/models/deeplabv3plus_r18-tiny_meta.py')
+
+
+def synthetic_config(method: str) -> str:
+    """The run config of ``method`` (its folder name) on the synthetic stream.
+    """
+    model = 'r18-tiny-meta' if method == 'ecotta' else 'r18-tiny'
+    return osp.join(
+        REPO, 'configs', method, f'{method}_deeplabv3plus_{model}_'
+        '1xb1-3rounds_synthetic-weather-128x256.py')
+
+
+def method_cfg(name: str, **overrides) -> dict:
+    """Method ``name``'s config from ``configs/_base_/tta/``, overridden.
+
+    Top-level keys are replaced whole (``optimizer=dict(type='SGD', lr=0.1)``
+    is that optimizer, not merged into the default one). An unregistered
+    name comes back as ``dict(type=name, **overrides)``.
+    """
+    if name not in TTA_METHODS.module_dict:
+        return dict(type=name, **overrides)
+    module = TTA_METHODS.get(name).__module__.rsplit('.', 1)[-1]
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', '_base_', 'tta', f'{module}.py'))
+    return dict(cfg.custom_hooks[0].method.to_dict(), **overrides)
 
 
 def build_model(config: str, **overrides) -> torch.nn.Module:

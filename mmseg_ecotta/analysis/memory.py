@@ -245,7 +245,7 @@ def method_config_of(cfg: Config, path: str = '<config>') -> Dict[str, Any]:
             return copy.deepcopy(dict(hook['method']))
     raise ValueError(
         f'{path} has no {HOOK_TYPE} in custom_hooks: give a TTA config, e.g. '
-        'configs/tta/acdc/tent_deeplabv3plus_r50-d8_cityscapes2acdc.py')
+        'configs/tent/tent_deeplabv3plus_r50-d8_1xb1-10rounds_cityscapes2acdc-540x960.py')
 
 
 def _is_meta_model(cfg: Config) -> bool:

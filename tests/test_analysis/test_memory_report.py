@@ -4,7 +4,6 @@ Everything runs on the tiny DeepLabV3+ R18 of the synthetic configs.
 """
 import copy
 import json
-import os.path as osp
 from typing import Dict
 
 import pytest
@@ -22,20 +21,15 @@ from mmseg_ecotta.models.lean_backward import LeanConv2d
 from mmseg_ecotta.models.norm import NORM_MODES, TTABatchNorm2d
 from mmseg_ecotta.registry import TTA_METHODS
 from mmseg_ecotta.tta import build_tta_method
-from ..conftest import DEVICES, REPO, TINY_META_MODEL, build_model
+from ..conftest import (DEVICES, TINY_META_MODEL, build_model, method_cfg,
+                        synthetic_config)
 
-SYNTHETIC_DIR = osp.join(REPO, 'configs/tta/synthetic')
-ECOTTA_CFG = osp.join(
-    SYNTHETIC_DIR, 'ecotta_deeplabv3plus_r18-tiny_meta_synthetic-stream.py')
-TENT_CFG = osp.join(SYNTHETIC_DIR,
-                    'tent_deeplabv3plus_r18-tiny_synthetic-stream.py')
+ECOTTA_CFG = synthetic_config('ecotta')
+TENT_CFG = synthetic_config('tent')
 # One config per method of the issue's table; registered methods without
 # one here (CoTTA, EATA) are added by the report itself.
-SYNTHETIC = [ECOTTA_CFG, TENT_CFG] + [
-    osp.join(SYNTHETIC_DIR,
-             f'{name}_deeplabv3plus_r18-tiny_synthetic-stream.py')
-    for name in ('source', 'bn_adapt')
-]
+SYNTHETIC = [ECOTTA_CFG, TENT_CFG
+             ] + [synthetic_config(name) for name in ('source', 'bn_adapt')]
 
 
 def _measure(name: str, shape=(128, 256)) -> MemoryRow:
@@ -191,7 +185,7 @@ def _randomise_norms(model: nn.Module) -> None:
 
 def _ecotta_grads(model: nn.Module, lean: bool,
                   x: Tensor) -> Dict[str, Tensor]:
-    method = build_tta_method(dict(type='EcoTTA', lean_backward=lean), model)
+    method = build_tta_method(method_cfg('EcoTTA', lean_backward=lean), model)
     convs = [m for m in model.modules() if isinstance(m, LeanConv2d)]
     assert bool(convs) == lean  # the lean path is on by the keyword alone
     # Every pixel counts as confident, so the gradient also crosses the
