@@ -14,6 +14,7 @@ from mmseg.registry import MODELS
 
 import mmseg_ecotta  # noqa: F401  (shims and registration first)
 from mmseg_ecotta import safe_load
+from mmseg_ecotta.apis import run_config
 from mmseg_ecotta.registry import TTA_METHODS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -32,12 +33,8 @@ TINY_META_MODEL = osp.join(
 
 
 def synthetic_config(method: str) -> str:
-    """The run config of ``method`` (its folder name) on the synthetic stream.
-    """
-    model = 'r18-tiny-meta' if method == 'ecotta' else 'r18-tiny'
-    return osp.join(
-        REPO, 'configs', method, f'{method}_deeplabv3plus_{model}_'
-        '1xb1-3rounds_synthetic-weather-128x256.py')
+    """The run config of ``method`` (its folder) on the synthetic stream."""
+    return osp.join(REPO, run_config(method, 'synthetic'))
 
 
 def method_cfg(name: str, **overrides) -> dict:
