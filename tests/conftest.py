@@ -16,6 +16,7 @@ import mmseg_ecotta  # noqa: F401  (shims and registration first)
 from mmseg_ecotta import safe_load
 from mmseg_ecotta.apis import run_config
 from mmseg_ecotta.registry import TTA_METHODS
+from mmseg_ecotta.utils import method_defaults
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Parametrize device-dependent tests with this; CUDA runs where available.
@@ -38,7 +39,7 @@ def synthetic_config(method: str) -> str:
 
 
 def method_cfg(name: str, **overrides) -> dict:
-    """Method ``name``'s config from ``configs/_base_/tta/``, overridden.
+    """Method ``name``'s shipped config (``configs/_base_/tta/``), overridden.
 
     Top-level keys are replaced whole (``optimizer=dict(type='SGD', lr=0.1)``
     is that optimizer, not merged into the default one). An unregistered
@@ -46,10 +47,7 @@ def method_cfg(name: str, **overrides) -> dict:
     """
     if name not in TTA_METHODS.module_dict:
         return dict(type=name, **overrides)
-    module = TTA_METHODS.get(name).__module__.rsplit('.', 1)[-1]
-    cfg = Config.fromfile(
-        osp.join(REPO, 'configs', '_base_', 'tta', f'{module}.py'))
-    return dict(cfg.custom_hooks[0].method.to_dict(), **overrides)
+    return dict(method_defaults(name), **overrides)
 
 
 def build_model(config: str, **overrides) -> torch.nn.Module:

@@ -77,6 +77,7 @@ from torch import Tensor
 from ..models.norm import NORM_MODES
 from ..registry import TTA_METHODS
 from ..tta import TTAMethod, build_tta_method
+from ..utils import method_defaults
 
 __all__ = [
     'MemoryVariant', 'MemoryRow', 'AnalyticCounter', 'BarCheck',
@@ -311,7 +312,7 @@ def default_variants(
         for name in sorted(set(TTA_METHODS.module_dict) - covered):
             if name == 'EcoTTA':
                 continue  # needs a meta model: give an EcoTTA config
-            for row, method_cfg in _expand(dict(type=name)):
+            for row, method_cfg in _expand(method_defaults(name)):
                 variants.append(MemoryVariant(row, plain_config, method_cfg))
     # Two configs of one method: keep the names unique.
     seen: Dict[str, int] = {}

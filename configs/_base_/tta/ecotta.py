@@ -10,7 +10,8 @@ custom_hooks = [
             # paper's value is not public).
             reg_weight=0.25,
             e0_factor=0.4,  # E0 = 0.4 ln C, EATA's threshold
-            lean_backward=True,  # frozen layers keep no activations
+            # lean_backward is EcoTTA's own default (True): same gradients,
+            # less memory; tools/analysis/memory_report.py compares both.
             # SGD with momentum as in public reimplementations (no official
             # code exists), at lr 1e-3 instead of their 5e-3: chosen on the
             # dev benchmark's held-out val frames (README, "EcoTTA on real
