@@ -14,6 +14,9 @@ from mmseg.registry import MODELS
 
 import mmseg_ecotta  # noqa: F401  (shims and registration first)
 from mmseg_ecotta import safe_load
+from mmseg_ecotta.apis import run_config
+from mmseg_ecotta.registry import TTA_METHODS
+from mmseg_ecotta.utils import method_defaults
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Parametrize device-dependent tests with this; CUDA runs where available.
@@ -28,6 +31,23 @@ DEVICES = [
 TINY_MODEL = osp.join(REPO, 'configs/_base_/models/deeplabv3plus_r18-tiny.py')
 TINY_META_MODEL = osp.join(
     REPO, 'configs/_base_/models/deeplabv3plus_r18-tiny_meta.py')
+
+
+def synthetic_config(method: str) -> str:
+    """The run config of ``method`` (its folder) on the synthetic stream."""
+    return osp.join(REPO, run_config(method, 'synthetic'))
+
+
+def method_cfg(name: str, **overrides) -> dict:
+    """Method ``name``'s shipped config (``configs/_base_/tta/``), overridden.
+
+    Top-level keys are replaced whole (``optimizer=dict(type='SGD', lr=0.1)``
+    is that optimizer, not merged into the default one). An unregistered
+    name comes back as ``dict(type=name, **overrides)``.
+    """
+    if name not in TTA_METHODS.module_dict:
+        return dict(type=name, **overrides)
+    return dict(method_defaults(name), **overrides)
 
 
 def build_model(config: str, **overrides) -> torch.nn.Module:

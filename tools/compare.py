@@ -3,7 +3,8 @@
 Runs every config through ``tools/test_tta.py`` (one process each, one after
 the other; ``--gpus N`` runs up to N at once, one per device) and writes
 ``WORK_DIR/comparison.{md,csv,json}``, ``comparison_miou.png`` (mIoU per
-domain over the stream) and ``comparison_memory.png`` (memory vs. mIoU).
+domain over the stream) and ``comparison_memory.png`` (memory vs. mIoU):
+:func:`mmseg_ecotta.apis.compare_configs`.
 
     python tools/compare.py CONFIG [CONFIG ...] --checkpoint CKPT [CKPT ...]
         --work-dir DIR [--rounds N] [--cfg-options k=v ...] [--gpus N]
@@ -15,8 +16,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmseg_ecotta  # noqa: F401  (compat shims + registration)
-from mmseg_ecotta.apis import MethodRun, run_methods
-from mmseg_ecotta.evaluation.comparison import write_comparison_files
+from mmseg_ecotta.apis import compare_configs
 from mmseg_ecotta.utils import add_unsafe_load_arg
 
 
@@ -50,20 +50,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    checkpoints = args.checkpoint
-    if len(checkpoints) == 1:
-        checkpoints = checkpoints * len(args.configs)
-    if len(checkpoints) != len(args.configs):
-        raise ValueError(
-            f'{len(checkpoints)} checkpoints for {len(args.configs)} '
-            'configs: give one checkpoint for all or one per config')
-    runs = [
-        MethodRun(osp.splitext(osp.basename(cfg))[0], cfg, ckpt)
-        for cfg, ckpt in zip(args.configs, checkpoints)
-    ]
     try:
-        results = run_methods(
-            runs,
+        table = compare_configs(
+            args.configs,
+            args.checkpoint,
             args.work_dir,
             # Each run reads the config key (tools/test_tta.py).
             cfg_options=args.cfg_options +
@@ -74,7 +64,7 @@ def main() -> None:
     except RuntimeError as e:
         sys.exit(str(e))
     print()
-    print(write_comparison_files(results, args.work_dir))
+    print(table)
     print(f'written to {args.work_dir}/comparison.{{md,csv,json}}, '
           'comparison_miou.png, comparison_memory.png')
 

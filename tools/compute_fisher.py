@@ -12,7 +12,7 @@ The Fisher is EATA's estimator: the squared gradient of each batch of
 --batch-size images' mean loss, averaged over batches (EATA's beta = 2000
 fits batches of 64).
 
-e.g. configs/tta/acdc/eata_deeplabv3plus_r50-d8_cityscapes2acdc.py with
+e.g. configs/eata/eata_deeplabv3plus_r50-d8_*_cityscapes2acdc-540x960.py with
 --out data/checkpoints/fisher_deeplabv3plus_r50-d8_cityscapes.pth.
 """
 import argparse

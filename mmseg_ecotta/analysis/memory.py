@@ -47,7 +47,7 @@ values, so no checkpoint is needed):
   of one method: it is what an ideal backward would keep. It does not
   charge option (b) of the frozen BNs (test-batch statistics with the
   exact gradient), which must keep each frozen BN's input in reality (the
-  paper's count does not charge it either, FIELD-NOTES section 1).
+  paper's count does not charge it either).
 
 The variants of the default table: EcoTTA with each frozen-BN option
 (``'source'`` (a), ``'batch'`` (b), ``'batch_const'`` (c)), each with the
@@ -77,6 +77,7 @@ from torch import Tensor
 from ..models.norm import NORM_MODES
 from ..registry import TTA_METHODS
 from ..tta import TTAMethod, build_tta_method
+from ..utils import method_defaults
 
 __all__ = [
     'MemoryVariant', 'MemoryRow', 'AnalyticCounter', 'BarCheck',
@@ -93,7 +94,7 @@ TRAINABLE_WEIGHT_BITS = 32
 TRAINABLE_INPUT_BITS = 32
 RELU_BITS = 1
 
-# Frozen-BN options of FIELD-NOTES section 1, by their letter there.
+# Frozen-BN options by their letter in README, "EcoTTA's frozen BN layers".
 NORM_LETTERS = dict(zip(NORM_MODES, 'abc'))
 
 # Methods that expand into a stock and a lean-backward row.
@@ -245,7 +246,8 @@ def method_config_of(cfg: Config, path: str = '<config>') -> Dict[str, Any]:
             return copy.deepcopy(dict(hook['method']))
     raise ValueError(
         f'{path} has no {HOOK_TYPE} in custom_hooks: give a TTA config, e.g. '
-        'configs/tta/acdc/tent_deeplabv3plus_r50-d8_cityscapes2acdc.py')
+        'configs/tent/tent_deeplabv3plus_r50-d8_1xb1-10rounds_'
+        'cityscapes2acdc-540x960.py')
 
 
 def _is_meta_model(cfg: Config) -> bool:
@@ -310,7 +312,7 @@ def default_variants(
         for name in sorted(set(TTA_METHODS.module_dict) - covered):
             if name == 'EcoTTA':
                 continue  # needs a meta model: give an EcoTTA config
-            for row, method_cfg in _expand(dict(type=name)):
+            for row, method_cfg in _expand(method_defaults(name)):
                 variants.append(MemoryVariant(row, plain_config, method_cfg))
     # Two configs of one method: keep the names unique.
     seen: Dict[str, int] = {}

@@ -393,4 +393,4 @@ def check_checkpoint_fits(model: torch.nn.Module, filename: str) -> None:
         MMLogger.get_current_instance().warning(
             f'checkpoint {filename} has no meta-network weights '
             f'({len(missing)} keys): the meta networks are not warmed up '
-            '(see configs/warmup/)')
+            '(see configs/ecotta/ecotta-warmup_*.py)')

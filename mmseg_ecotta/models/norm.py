@@ -7,7 +7,8 @@ statistics. :class:`TTABatchNorm2d` does exactly that; existing BN layers
 are converted in place by swapping their class, so parameter names,
 buffers and checkpoint keys stay those of the stock layer.
 
-The three ``norm_mode`` values (FIELD-NOTES section 1):
+The three ``norm_mode`` values (README, "EcoTTA's frozen BN layers", compares
+them as EcoTTA's options (a), (b) and (c)):
 
 - ``'source'``: stored running statistics, i.e. an affine map
   ``x * scale + shift``. Autograd saves only the per-channel ``scale``, no

@@ -46,8 +46,9 @@ class TTAMethod:
         model (EncoderDecoder): The segmentor to adapt, with its source
             weights already loaded. It is modified in place.
         optimizer (dict, optional): mmengine optimizer config without
-            ``params``, e.g. ``dict(type='SGD', lr=1e-3)``. Ignored by
-            methods without parameters to train.
+            ``params``, e.g. ``dict(type='SGD', lr=1e-3)``; each method's
+            default is in ``configs/_base_/tta/<method>.py``. Required by
+            methods with parameters to train, ignored by the others.
         lean_backward (bool): Convert frozen convolutions, ReLUs and
             max-pools to versions that keep no activation for backward
             (:mod:`mmseg_ecotta.models.lean_backward`); gradients are
@@ -91,14 +92,12 @@ class TTAMethod:
         self.optimizer = None
         if self.named_params:
             if optimizer is None:
-                raise ValueError(f'{type(self).__name__} trains parameters: '
-                                 'give it an optimizer config')
-            if 'type' not in optimizer:
+                module = type(self).__module__.rsplit('.', 1)[-1]
                 raise ValueError(
-                    f'optimizer={optimizer!r} has no type; give the whole '
-                    "optimizer, e.g. dict(type='Adam', lr=1e-4) (with "
-                    '--cfg-options: custom_hooks.0.method.optimizer.type=Adam '
-                    'custom_hooks.0.method.optimizer.lr=1e-4)')
+                    f'{type(self).__name__} trains parameters but got no '
+                    'optimizer: inherit its defaults from '
+                    f'configs/_base_/tta/{module}.py or give one, e.g. '
+                    "optimizer=dict(type='SGD', lr=1e-3)")
             self.optimizer = OPTIMIZERS.build(
                 dict(optimizer, params=[p for _, p in self.named_params]))
         if lean_backward:

@@ -8,7 +8,7 @@ how the three networks normalise and in the pseudo-label; see
 :data:`COTTA_RECIPES`.
 """
 import copy
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -22,8 +22,6 @@ from ..registry import TTA_METHODS
 from .base import NamedParams, TTAMethod
 from .losses import hard_label_cross_entropy, soft_label_cross_entropy
 
-# CoTTA's Cityscapes->ACDC settings: Adam, lr 6e-5 / 8 (batch size 1).
-COTTA_OPTIMIZER = dict(type='Adam', lr=6e-5 / 8, betas=(0.9, 0.999))
 # CoTTA's multi-scale + flip test-time augmentation: 7 scales x 2 = 14.
 COTTA_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 # recipe -> (BN norm_mode of student, teacher and anchor, pseudo-label).
@@ -98,7 +96,8 @@ class CoTTA(TTAMethod):
             0.5 .. 2.0 in steps of 0.25.
         aug_flip (bool): Add the horizontally flipped view of every scale.
             Defaults to True (14 views).
-        optimizer (dict): Defaults to Adam, lr 6e-5/8, betas (0.9, 0.999).
+        optimizer (dict): Optimizer config; CoTTA's (Adam, lr 6e-5/8) is in
+            ``configs/_base_/tta/cotta.py``.
         **kwargs: Passed to :class:`TTAMethod`.
     """
 
@@ -111,7 +110,7 @@ class CoTTA(TTAMethod):
                  restore_prob: float = 0.01,
                  aug_scales: Sequence[float] = COTTA_SCALES,
                  aug_flip: bool = True,
-                 optimizer: dict = COTTA_OPTIMIZER,
+                 optimizer: Optional[dict] = None,
                  **kwargs) -> None:
         if recipe not in COTTA_RECIPES:
             raise ValueError(f'unknown CoTTA recipe {recipe!r}; choose one '

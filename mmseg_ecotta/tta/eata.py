@@ -29,12 +29,8 @@ from torch import Tensor
 from ..registry import TTA_METHODS
 from .fisher import fisher_penalty, load_fisher
 from .losses import entropy_map, entropy_threshold
-from .tent import TENT_OPTIMIZER, Tent
+from .tent import Tent
 
-# EATA adapts TENT's parameters with TENT's objective; on Cityscapes->ACDC
-# the baselines share CoTTA's Adam settings (see tent.py), so EATA differs
-# from TENT only by its filters, weights and regulariser.
-EATA_OPTIMIZER = TENT_OPTIMIZER
 # EATA's d_margin (epsilon of Eq. 7), tuned for ImageNet's 1000 classes.
 EATA_MARGIN, EATA_NUM_CLASSES = 0.05, 1000
 REDUNDANCY_SAMPLES = ('pixel', 'image')
@@ -100,8 +96,8 @@ class EATA(Tent):
             ``fisher_alpha``), which fits the Fisher estimator of
             :func:`~mmseg_ecotta.tta.fisher.compute_fisher` (squared
             gradients of batches of 64 images, as EATA's).
-        optimizer (dict): Optimizer config. Defaults to TENT's (Adam,
-            lr 6e-5/8): EATA's paper uses TENT's optimizer.
+        optimizer (dict): Optimizer config; EATA's paper uses TENT's, as
+            ``configs/_base_/tta/eata.py`` does.
         **kwargs: Passed to :class:`TTAMethod`.
     """
 
@@ -113,7 +109,7 @@ class EATA(Tent):
                  average_momentum: float = 0.1,
                  fisher_file: Optional[str] = None,
                  fisher_alpha: float = 2000.0,
-                 optimizer: dict = EATA_OPTIMIZER,
+                 optimizer: Optional[dict] = None,
                  **kwargs) -> None:
         if not 0 < average_momentum <= 1:
             raise ValueError(f'average_momentum={average_momentum}: must be '

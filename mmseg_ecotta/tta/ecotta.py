@@ -3,6 +3,8 @@
 Song et al., EcoTTA: Memory-Efficient Continual Test-time Adaptation via
 Self-distilled Regularization, CVPR 2023 (https://arxiv.org/abs/2303.01904)
 """
+from typing import Optional
+
 import torch.nn as nn
 from torch import Tensor
 
@@ -12,12 +14,6 @@ from ..registry import TTA_METHODS
 from .base import NamedParams, TTAMethod
 from .losses import (confident_entropy_loss, entropy_threshold,
                      self_distillation_loss)
-
-# SGD with momentum as in public reimplementations (no official code
-# exists), at lr 1e-3 instead of their 5e-3: chosen on the real-image dev
-# benchmark's held-out val frames (README, "EcoTTA on real frames"), where
-# 5e-3 decays over rounds under severe weather and 1e-3 does not.
-ECOTTA_OPTIMIZER = dict(type='SGD', lr=1e-3, momentum=0.9)
 
 
 @TTA_METHODS.register_module()
@@ -41,8 +37,8 @@ class EcoTTA(TTAMethod):
             (public reimplementations; the paper's value is not public).
         e0_factor (float): ``E0 = e0_factor * ln C``. Defaults to 0.4
             (EATA's threshold, used by EcoTTA).
-        optimizer (dict): Optimizer config. Defaults to SGD, lr 1e-3,
-            momentum 0.9.
+        optimizer (dict): Optimizer config; ours (SGD, lr 1e-3, momentum
+            0.9, and why) is in ``configs/_base_/tta/ecotta.py``.
         lean_backward (bool): Keep no activations in the frozen layers for
             backward. Defaults to True.
         **kwargs: Passed to :class:`TTAMethod`.
@@ -52,7 +48,7 @@ class EcoTTA(TTAMethod):
                  model: nn.Module,
                  reg_weight: float = 0.25,
                  e0_factor: float = 0.4,
-                 optimizer: dict = ECOTTA_OPTIMIZER,
+                 optimizer: Optional[dict] = None,
                  lean_backward: bool = True,
                  **kwargs) -> None:
         if 'frozen_norm_mode' in kwargs:
@@ -65,7 +61,7 @@ class EcoTTA(TTAMethod):
             raise TypeError(
                 'EcoTTA needs meta networks: use a config whose model is '
                 "MetaEncoderDecoder with backbone type 'MetaResNetV1c' and a "
-                'warmed-up checkpoint (configs/warmup/)')
+                'warmed-up checkpoint (configs/ecotta/ecotta-warmup_*.py)')
         self.reg_weight = reg_weight
         self.threshold = entropy_threshold(model.num_classes, e0_factor)
         super().__init__(

@@ -171,7 +171,7 @@ def fisher_from_config(
     if not hooks:
         raise ValueError('the config has no TestTimeAdaptationHook in '
                          'custom_hooks: pass the TTA config of the method '
-                         'to regularise, e.g. configs/tta/acdc/eata_*.py')
+                         'to regularise, e.g. configs/eata/eata_*.py')
     method_cfg = copy.deepcopy(hooks[0]['method'])
     if method_cfg['type'] == 'EATA':
         method_cfg['fisher_file'] = None  # the file is being made

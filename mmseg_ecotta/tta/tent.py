@@ -11,11 +11,6 @@ from ..registry import TTA_METHODS
 from .base import NamedParams, TTAMethod
 from .losses import mean_entropy_loss
 
-# CoTTA's Cityscapes->ACDC protocol runs its baselines with CoTTA's Adam
-# settings (lr 6e-5 / 8 for batch size 1); TENT's own paper has no
-# segmentation-at-batch-1 setting.
-TENT_OPTIMIZER = dict(type='Adam', lr=6e-5 / 8, betas=(0.9, 0.999))
-
 
 @TTA_METHODS.register_module()
 class Tent(TTAMethod):
@@ -24,13 +19,8 @@ class Tent(TTAMethod):
     The image-pool BN of DeepLabV3/V3+ sees one value per channel at batch
     size 1; it falls back to its stored statistics (its affine parameters
     still adapt) instead of crashing, see :mod:`mmseg_ecotta.models.norm`.
+    Its optimizer (CoTTA's Adam settings) is in ``configs/_base_/tta/tent.py``.
     """
-
-    def __init__(self,
-                 model: nn.Module,
-                 optimizer: dict = TENT_OPTIMIZER,
-                 **kwargs) -> None:
-        super().__init__(model, optimizer=optimizer, **kwargs)
 
     def configure_norms(self, model: nn.Module) -> None:
         """Batch statistics with the exact gradient, as tent's train mode."""

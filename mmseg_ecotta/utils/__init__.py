@@ -7,3 +7,8 @@ __all__ = [
     'check_plugin_import', 'check_torch_file', 'load_config',
     'parse_runner_args'
 ]
+
+# Each method's shipped defaults (configs/_base_/tta/).
+from .config import method_defaults
+
+__all__ += ['method_defaults']

@@ -5,10 +5,15 @@ from typing import Optional
 from mmengine.config import Config
 from mmseg.registry import MODELS
 
+from ..registry import TTA_METHODS
 from ..safe_load import allow_unsafe_load
 
 PLUGIN_IMPORT = ("custom_imports = dict(imports=['mmseg_ecotta'], "
                  'allow_failed_imports=False)')
+# Each method's defaults: configs/_base_/tta/<method module>.py.
+METHOD_DEFAULTS_DIR = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
+    '_base_', 'tta')
 
 
 def _plugin_types(obj) -> set:
@@ -91,3 +96,27 @@ def load_config(path: str,
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+def method_defaults(name: str) -> dict:
+    """The method config that ``configs/_base_/tta/`` ships for ``name``.
+
+    The file is named after the method's module (``EcoTTA`` ->
+    ``ecotta.py``); its ``custom_hooks[0].method`` is the config every run
+    of that method inherits.
+
+    Args:
+        name (str): A registered method, e.g. ``'Tent'``.
+
+    Returns:
+        dict: The method config, ``type`` included.
+
+    Raises:
+        KeyError: For an unregistered method, listing the registered ones.
+    """
+    if name not in TTA_METHODS.module_dict:
+        raise KeyError(f'unknown TTA method {name!r}; registered methods: '
+                       f'{sorted(TTA_METHODS.module_dict)}')
+    module = TTA_METHODS.get(name).__module__.rsplit('.', 1)[-1]
+    path = osp.join(METHOD_DEFAULTS_DIR, f'{module}.py')
+    return Config.fromfile(path).custom_hooks[0].method.to_dict()

@@ -4,7 +4,6 @@ Everything runs on the tiny DeepLabV3+ R18 of the synthetic configs.
 """
 import copy
 import json
-import os.path as osp
 from typing import Dict
 
 import pytest
@@ -22,20 +21,15 @@ from mmseg_ecotta.models.lean_backward import LeanConv2d
 from mmseg_ecotta.models.norm import NORM_MODES, TTABatchNorm2d
 from mmseg_ecotta.registry import TTA_METHODS
 from mmseg_ecotta.tta import build_tta_method
-from ..conftest import DEVICES, REPO, TINY_META_MODEL, build_model
+from ..conftest import (DEVICES, TINY_META_MODEL, build_model, method_cfg,
+                        synthetic_config)
 
-SYNTHETIC_DIR = osp.join(REPO, 'configs/tta/synthetic')
-ECOTTA_CFG = osp.join(
-    SYNTHETIC_DIR, 'ecotta_deeplabv3plus_r18-tiny_meta_synthetic-stream.py')
-TENT_CFG = osp.join(SYNTHETIC_DIR,
-                    'tent_deeplabv3plus_r18-tiny_synthetic-stream.py')
+ECOTTA_CFG = synthetic_config('ecotta')
+TENT_CFG = synthetic_config('tent')
 # One config per method of the issue's table; registered methods without
 # one here (CoTTA, EATA) are added by the report itself.
-SYNTHETIC = [ECOTTA_CFG, TENT_CFG] + [
-    osp.join(SYNTHETIC_DIR,
-             f'{name}_deeplabv3plus_r18-tiny_synthetic-stream.py')
-    for name in ('source', 'bn_adapt')
-]
+SYNTHETIC = [ECOTTA_CFG, TENT_CFG
+             ] + [synthetic_config(name) for name in ('source', 'bn_adapt')]
 
 
 def _measure(name: str, shape=(128, 256)) -> MemoryRow:
@@ -122,7 +116,7 @@ def test_default_variants_expand_and_filter() -> None:
 
 
 def test_method_config_needs_the_hook() -> None:
-    assert method_config_of(Config.fromfile(TENT_CFG)) == dict(type='Tent')
+    assert method_config_of(Config.fromfile(TENT_CFG)) == method_cfg('Tent')
     with pytest.raises(ValueError, match='TestTimeAdaptationHook'):
         method_config_of(Config.fromfile(TINY_META_MODEL), TINY_META_MODEL)
 
@@ -191,7 +185,7 @@ def _randomise_norms(model: nn.Module) -> None:
 
 def _ecotta_grads(model: nn.Module, lean: bool,
                   x: Tensor) -> Dict[str, Tensor]:
-    method = build_tta_method(dict(type='EcoTTA', lean_backward=lean), model)
+    method = build_tta_method(method_cfg('EcoTTA', lean_backward=lean), model)
     convs = [m for m in model.modules() if isinstance(m, LeanConv2d)]
     assert bool(convs) == lean  # the lean path is on by the keyword alone
     # Every pixel counts as confident, so the gradient also crosses the
@@ -240,7 +234,7 @@ def test_measure_variant_reports_extra_copies() -> None:
     if 'CoTTA' not in TTA_METHODS.module_dict:
         pytest.skip('CoTTA is not registered')
     row = measure_variant(
-        MemoryVariant('cotta', TENT_CFG, dict(type='CoTTA')), (32, 64),
+        MemoryVariant('cotta', TENT_CFG, method_cfg('CoTTA')), (32, 64),
         steps=0)
     params = row.trainable_param_bytes + row.frozen_param_bytes
     assert row.extra_copy_bytes >= 2 * params  # EMA teacher and anchor
@@ -249,10 +243,9 @@ def test_measure_variant_reports_extra_copies() -> None:
 def test_missing_data_file_skips_the_row(tmp_path) -> None:
     """A method config naming a missing file loses its row, not the run."""
     config = tmp_path / 'eata_missing_fisher.py'
-    config.write_text(
-        f'_base_ = {TENT_CFG!r}\n'
-        'custom_hooks = [dict(type="TestTimeAdaptationHook", '
-        'method=dict(type="EATA", fisher_file="missing.pth"))]\n')
+    config.write_text(f"_base_ = {synthetic_config('eata')!r}\n"
+                      'custom_hooks = _base_.custom_hooks\n'
+                      'custom_hooks[0].method.fisher_file = "missing.pth"\n')
     if 'EATA' not in TTA_METHODS.module_dict:
         pytest.skip('EATA is not registered')
     saved = []

@@ -7,12 +7,10 @@ import sys
 import pytest
 
 from mmseg_ecotta.analysis import memory_trend, resident_bytes
-from ..conftest import REPO, write_acdc
+from ..conftest import REPO, synthetic_config, write_acdc
 
 MIB = 2**20
-ECOTTA = osp.join(
-    REPO, 'configs/tta/synthetic/'
-    'ecotta_deeplabv3plus_r18-tiny_meta_synthetic-stream.py')
+ECOTTA = synthetic_config('ecotta')
 WARMUP = osp.join(
     REPO, 'data/checkpoints/'
     'deeplabv3plus_r18-tiny_meta_synthetic-warmup.pth')

@@ -23,12 +23,13 @@ from mmseg_ecotta.engine.adaptation_state import (STATE_FILE, STATE_VERSION,
                                                   save_state_atomic)
 from mmseg_ecotta.evaluation import ContinualIoUMetric
 from ..conftest import (REPO, TINY_META_MODEL, TINY_MODEL, ShellPayload,
-                        assert_refused_before_running, build_model)
+                        assert_refused_before_running, build_model,
+                        synthetic_config)
 
 CONFIGS = dict(
-    Tent='tent_deeplabv3plus_r18-tiny_synthetic-stream.py',
-    EcoTTA='ecotta_deeplabv3plus_r18-tiny_meta_synthetic-stream.py',
-    CoTTA='cotta_deeplabv3plus_r18-tiny_synthetic-stream.py')
+    Tent=synthetic_config('tent'),
+    EcoTTA=synthetic_config('ecotta'),
+    CoTTA=synthetic_config('cotta'))
 # CoTTA's restore draws from the global RNG every step: the RNG state must
 # be resumed exactly. Two views instead of 14 keep it quick.
 METHOD_OPTIONS = dict(CoTTA=['custom_hooks.0.method.aug_scales=[1.0]'])
@@ -62,7 +63,7 @@ def stream_root(tmp_path) -> str:
 def _config(tmp_path, name: str) -> str:
     (tmp_path / 'throttle_hook.py').write_text(THROTTLE_HOOK)
     path = tmp_path / f'{name}.py'
-    base = osp.join(REPO, 'configs/tta/synthetic', CONFIGS[name])
+    base = CONFIGS[name]
     path.write_text(
         f"_base_ = '{base}'\n"
         "custom_imports = dict(imports=['mmseg_ecotta', 'throttle_hook'], "

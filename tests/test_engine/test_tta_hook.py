@@ -17,11 +17,9 @@ from mmseg_ecotta.registry import TTA_METHODS
 from mmseg_ecotta.tta import build_tta_method
 from mmseg_ecotta.tta.tent import Tent
 from mmseg_ecotta.utils import load_config
-from ..conftest import REPO, TINY_MODEL, build_model
+from ..conftest import REPO, TINY_MODEL, build_model, synthetic_config
 
-TENT = osp.join(
-    REPO, 'configs/tta/synthetic/'
-    'tent_deeplabv3plus_r18-tiny_synthetic-stream.py')
+TENT = synthetic_config('tent')
 MMSEG_TEST = osp.join(
     osp.dirname(__import__('mmseg').__file__), '.mim', 'tools', 'test.py')
 DOMAINS = ['fog', 'night', 'rain', 'snow']

@@ -8,7 +8,7 @@ from mmseg.structures import SegDataSample
 from mmseg_ecotta.models.norm import TTABatchNorm2d
 from mmseg_ecotta.models.segmentors import is_meta_name
 from mmseg_ecotta.tta import build_tta_method
-from ..conftest import TINY_META_MODEL, build_model
+from ..conftest import TINY_META_MODEL, build_model, method_cfg
 
 
 def _batch(n: int = 2, h: int = 64, w: int = 128):
@@ -55,7 +55,7 @@ def test_warmup_without_the_term_is_mmseg_loss():
 @pytest.mark.parametrize('mode', ['source', 'batch', 'batch_const'])
 def test_ecotta_normalises_frozen_bns_as_the_model_says(mode):
     model = build_model(TINY_META_MODEL, frozen_norm_mode=mode)
-    method = build_tta_method(dict(type='EcoTTA'), model)
+    method = build_tta_method(method_cfg('EcoTTA'), model)
     assert method.settings()['frozen_norm_mode'] == mode
     for name, module in model.named_modules():
         if isinstance(module, TTABatchNorm2d):

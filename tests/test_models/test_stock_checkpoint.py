@@ -12,9 +12,7 @@ from mmseg_ecotta.models.segmentors import is_meta_name
 from ..conftest import REPO
 
 STOCK = 'mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py'  # noqa: E501
-META = osp.join(
-    REPO, 'configs/ecotta/'
-    'deeplabv3plus_r50-d8_meta-k5_cityscapes-512x1024.py')
+META = osp.join(REPO, 'configs/_base_/models/deeplabv3plus_r50-d8_meta-k5.py')
 
 
 def _build(cfg: Config) -> torch.nn.Module:

@@ -7,10 +7,10 @@ import sys
 import pytest
 
 from mmseg_ecotta.apis import MethodRun, run_methods
-from ..conftest import REPO
+from ..conftest import REPO, synthetic_config
 from ..test_engine.test_tta_hook import TENT
 
-SOURCE = TENT.replace('tent_', 'source_')
+SOURCE = synthetic_config('source')
 
 
 def test_compare_two_methods(tmp_path, acdc_root, tiny_checkpoint):

@@ -10,10 +10,9 @@ import sys
 import torch
 
 from ..conftest import (REPO, SHELL_GLOBAL, TINY_MODEL, ShellPayload,
-                        build_model)
-from ..test_engine.test_tta_hook import TENT
+                        build_model, synthetic_config)
 
-SOURCE = TENT.replace('tent_', 'source_')
+SOURCE = synthetic_config('source')
 
 
 def _planted_checkpoint(tmp_path) -> tuple:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from mmseg_ecotta.models import TTABatchNorm2d
 from mmseg_ecotta.tta import build_tta_method
-from ..conftest import TINY_MODEL, build_model
+from ..conftest import TINY_MODEL, build_model, method_cfg
 from .test_methods import make_batch, train_mode_bn
 
 # One view keeps the tests fast where the augmentation does not matter.
@@ -19,7 +19,7 @@ FAST = dict(aug_scales=(1.0, ), aug_flip=False)
 def build_cotta(**kwargs):
     model = build_model(TINY_MODEL)
     model.eval()  # as mmengine's test loop leaves it: dropout off
-    return build_tta_method(dict(type='CoTTA', **kwargs), model)
+    return build_tta_method(method_cfg('CoTTA', **kwargs), model)
 
 
 def test_teacher_is_exact_ema_of_student():

@@ -15,18 +15,17 @@ from mmseg_ecotta.tta.eata import scaled_redundancy_margin
 from mmseg_ecotta.tta.fisher import compute_fisher, load_fisher
 from mmseg_ecotta.tta.losses import entropy_map, entropy_threshold
 from ..conftest import (REPO, TINY_MODEL, ShellPayload,
-                        assert_refused_before_running, build_model)
+                        assert_refused_before_running, build_model, method_cfg,
+                        synthetic_config)
 from .test_methods import make_batch, train_mode_bn
 
-EATA_CONFIG = osp.join(
-    REPO,
-    'configs/tta/synthetic/eata_deeplabv3plus_r18-tiny_synthetic-stream.py')
+EATA_CONFIG = synthetic_config('eata')
 
 
 def build_eata(model=None, **kwargs):
     model = model or build_model(TINY_MODEL)
     model.eval()  # as mmengine's test loop leaves it: dropout off
-    return build_tta_method(dict(type='EATA', **kwargs), model)
+    return build_tta_method(method_cfg('EATA', **kwargs), model)
 
 
 def test_pixels_above_e0_get_exactly_zero_gradient():

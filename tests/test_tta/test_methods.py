@@ -17,7 +17,7 @@ from mmseg_ecotta.registry import TTA_METHODS
 from mmseg_ecotta.tta import build_tta_method
 from mmseg_ecotta.tta.losses import (confident_entropy_loss, entropy_map,
                                      entropy_threshold, self_distillation_loss)
-from ..conftest import TINY_META_MODEL, TINY_MODEL, build_model
+from ..conftest import TINY_META_MODEL, TINY_MODEL, build_model, method_cfg
 
 METHODS = sorted(TTA_METHODS.module_dict)
 # EATA's filters and EcoTTA's E0 select nothing on a random-init model (its
@@ -54,7 +54,7 @@ def train_mode_bn(m: torch.nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
 def build_method(name: str, **kwargs):
     model = build_model(TINY_META_MODEL if name == 'EcoTTA' else TINY_MODEL)
     model.eval()
-    return build_tta_method(dict(type=name, **kwargs), model)
+    return build_tta_method(method_cfg(name, **kwargs), model)
 
 
 @pytest.mark.parametrize('name', METHODS)
@@ -488,9 +488,13 @@ def test_non_finite_gradient_never_reaches_the_weights(name):
         assert torch.equal(value, before[key]), key
 
 
-def test_optimizer_without_type_is_a_clear_error():
-    with pytest.raises(ValueError, match='optimizer.type=Adam'):
-        build_method('Tent', optimizer=dict(lr=1e-3))
+@pytest.mark.parametrize('name,module', [('Tent', 'tent'), ('EATA', 'eata'),
+                                         ('CoTTA', 'cotta'),
+                                         ('EcoTTA', 'ecotta')])
+def test_missing_optimizer_names_the_default_config(name, module):
+    model = build_model(TINY_META_MODEL if name == 'EcoTTA' else TINY_MODEL)
+    with pytest.raises(ValueError, match=f'configs/_base_/tta/{module}.py'):
+        build_tta_method(dict(type=name), model)
 
 
 def test_regulariser_gradient_equals_l1_loss_and_keeps_two_bits():

@@ -23,7 +23,7 @@ torch.version.cuda, torch.cuda.get_device_name(0))'
 
 echo "== memory report (cuda, 512x1024, batch 1)" | tee -a "$LOG"
 # 3 timed steps per row; CoTTA's 14 views stay well under a minute a step.
-timeout 300 $PY tools/analysis/memory_report.py configs/tta/acdc/*.py \
+timeout 300 $PY tools/analysis/memory_report.py configs/*/*_cityscapes2acdc-540x960.py \
     --shape 512 1024 --batch 1 --device cuda --steps 3 \
     --json "$OUT/memory_cuda.json" 2>&1 | tee -a "$LOG"
 report_rc=$?

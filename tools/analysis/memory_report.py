@@ -5,7 +5,7 @@ not depend on the values) and its TestTimeAdaptationHook's method, then
 measures one step; see :mod:`mmseg_ecotta.analysis.memory` for every
 column and the paper-style analytic count.
 
-    python tools/analysis/memory_report.py configs/tta/acdc/*.py \\
+    python tools/analysis/memory_report.py configs/*/*_cityscapes2acdc-*.py \\
         --shape 512 1024 --batch 1 [--device cpu|cuda] [--json OUT] \\
         [--variants 'ecotta-*' tent-stock] [--steps 3] [--threads 2]
 """

@@ -1,0 +1,5 @@
+# BN adapt (Schneider et al., NeurIPS 2020): every BN layer normalises by
+# the test batch's statistics; nothing trains, so no optimizer.
+custom_hooks = [
+    dict(type='TestTimeAdaptationHook', method=dict(type='BNAdapt'))
+]

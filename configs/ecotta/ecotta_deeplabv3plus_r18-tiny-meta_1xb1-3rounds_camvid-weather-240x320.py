@@ -1,0 +1,10 @@
+# EcoTTA on the real-image dev benchmark (CamVid weather stream).
+# python tools/test_tta.py THIS_CONFIG data/checkpoints/CHECKPOINT.pth
+_base_ = [
+    '../_base_/models/deeplabv3plus_r18-tiny_camvid_meta.py',
+    '../_base_/datasets/camvid_weather_stream.py', '../_base_/tta_runtime.py',
+    '../_base_/tta/ecotta.py'
+]
+# The frozen BN layers normalise by the test image's statistics, held
+# constant in the backward (README, "EcoTTA's frozen BN layers").
+model = dict(frozen_norm_mode='batch_const')

@@ -1,0 +1,7 @@
+# Tent on the real-image dev benchmark (CamVid weather stream).
+# python tools/test_tta.py THIS_CONFIG data/checkpoints/CHECKPOINT.pth
+_base_ = [
+    '../_base_/models/deeplabv3plus_r18-tiny_camvid.py',
+    '../_base_/datasets/camvid_weather_stream.py', '../_base_/tta_runtime.py',
+    '../_base_/tta/tent.py'
+]

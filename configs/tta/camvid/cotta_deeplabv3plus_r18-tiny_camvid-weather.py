@@ -1,8 +1,0 @@
-# CoTTA on the real-image dev benchmark (CamVid weather stream).
-# python tools/test_tta.py THIS_CONFIG data/checkpoints/CHECKPOINT.pth
-_base_ = [
-    '../../_base_/models/deeplabv3plus_r18-tiny_camvid.py',
-    '../../_base_/datasets/camvid_weather_stream.py',
-    '../_base_/tta_runtime.py'
-]
-custom_hooks = [dict(type='TestTimeAdaptationHook', method=dict(type='CoTTA'))]

@@ -1,0 +1,269 @@
+"""The project's benchmarks, behind ``tools/compare.py``,
+``tools/run_main_job.py`` and ``tools/run_dev_benchmark.py``.
+
+- :func:`compare_configs`: any TTA configs over the same stream;
+- :func:`run_main_job`: six methods on the embedded synthetic stream with
+  the shipped tiny checkpoints (README, "Quick start");
+- :func:`run_dev_benchmark`: the methods, or the EcoTTA ablation, on the
+  real-image dev benchmark (README, "EcoTTA on real frames").
+
+Config and checkpoint paths of the last two are relative to the
+repository root (:data:`~mmseg_ecotta.apis.compare.ROOT`): call them from
+there, as the tools do.
+"""
+import os
+import os.path as osp
+import re
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from mmengine.logging import MMLogger
+
+from ..evaluation.comparison import write_comparison_files
+from .compare import MethodRun, run_methods
+
+Row = Tuple[str, str, str, Tuple[str, ...]]  # label, config, ckpt, options
+
+
+def _log(message: str) -> None:
+    MMLogger.get_current_instance().info(message)
+
+
+def run_config(method: str, stream: str) -> str:
+    """The run config of ``method`` (its folder) on ``stream``.
+
+    Args:
+        method (str): ``source``, ``bn_adapt``, ``tent``, ``eata``,
+            ``cotta`` or ``ecotta``.
+        stream (str): ``'synthetic'`` (the embedded weather stream) or
+            ``'camvid'`` (the dev benchmark's).
+    """
+    model = 'r18-tiny-meta' if method == 'ecotta' else 'r18-tiny'
+    data = dict(
+        synthetic='synthetic-weather-128x256',
+        camvid='camvid-weather-240x320')[stream]
+    return (f'configs/{method}/{method}_deeplabv3plus_{model}_'
+            f'1xb1-3rounds_{data}.py')
+
+
+def compare_configs(configs: Sequence[str],
+                    checkpoints: Sequence[str],
+                    work_dir: str,
+                    cfg_options: Sequence[str] = (),
+                    rounds: Optional[int] = None,
+                    gpus: int = 0,
+                    echo: Callable[[str], None] = _log) -> str:
+    """Run every config over its stream and write the comparison files.
+
+    Args:
+        configs (Sequence[str]): TTA config files, in table order; each run
+            goes to ``work_dir/<config name>``.
+        checkpoints (Sequence[str]): One for all configs or one per config.
+        work_dir (str): Where ``comparison.{md,csv,json}`` and the plots go.
+        cfg_options (Sequence[str]): ``key=value`` overrides for every run.
+        rounds (int, optional): Rounds of the stream; the config's if None.
+        gpus (int): Run up to this many at once, one per GPU; 0: in turn.
+        echo (Callable): Progress output. Defaults to the mmengine logger.
+
+    Returns:
+        str: The comparison in Markdown.
+
+    Raises:
+        ValueError: If the checkpoints do not match the configs in number.
+    """
+    checkpoints = list(checkpoints)
+    if len(checkpoints) == 1:
+        checkpoints = checkpoints * len(configs)
+    if len(checkpoints) != len(configs):
+        raise ValueError(
+            f'{len(checkpoints)} checkpoints for {len(configs)} '
+            'configs: give one checkpoint for all or one per config')
+    runs = [
+        MethodRun(osp.splitext(osp.basename(cfg))[0], cfg, ckpt)
+        for cfg, ckpt in zip(configs, checkpoints)
+    ]
+    results = run_methods(
+        runs,
+        work_dir,
+        cfg_options=cfg_options,
+        rounds=rounds,
+        gpus=gpus,
+        echo=echo)
+    return write_comparison_files(results, work_dir)
+
+
+# --- the main job: the embedded synthetic stream ---------------------------
+SYNTHETIC_ROOT = 'data/synthetic'
+SOURCE_CKPT = 'data/checkpoints/deeplabv3plus_r18-tiny_synthetic-source.pth'
+WARMUP_CKPT = ('data/checkpoints/'
+               'deeplabv3plus_r18-tiny_meta_synthetic-warmup.pth')
+EATA_CONFIG = run_config('eata', 'synthetic')
+# EATA's Fisher: clean source images. The synthetic source val split (40)
+# is less than one of EATA's batches of 64; the 200 training images give 4.
+FISHER_DATA = dict(data_root='data/synthetic/cityscapes/', split='train')
+MAIN_JOB_RUNS: List[Row] = [
+    ('Source', run_config('source', 'synthetic'), SOURCE_CKPT, ()),
+    ('BN adapt', run_config('bn_adapt', 'synthetic'), SOURCE_CKPT, ()),
+    ('TENT', run_config('tent', 'synthetic'), SOURCE_CKPT, ()),
+    ('EATA', EATA_CONFIG, SOURCE_CKPT, ()),  # + its Fisher file
+    ('CoTTA (1 round)', run_config('cotta', 'synthetic'), SOURCE_CKPT,
+     ('test_dataloader.dataset.rounds=1', )),
+    ('EcoTTA', run_config('ecotta', 'synthetic'), WARMUP_CKPT, ()),
+]
+
+
+def method_runs(rows: List[Row], work_dir: str, eata_config: str,
+                eata_ckpt: str, fisher_data: dict, name: Callable[[str], str],
+                echo: Callable[[str], None]) -> List[MethodRun]:
+    """The rows as runs; EATA's gets its Fisher, computed first.
+
+    EATA's Fisher comes from clean source images (``fisher_data``: the
+    ``data_root`` and ``split`` of a Cityscapes-layout folder), written to
+    ``work_dir/eata_fisher.pth`` as ``tools/compute_fisher.py`` does.
+    ``name`` makes a run's folder name from its label.
+    """
+    from ..tta.fisher import fisher_from_config, save_fisher
+    from ..utils import load_config
+    fisher = osp.join(work_dir, 'eata_fisher.pth')
+    eata = [f'custom_hooks.0.method.fisher_file={fisher}']
+    if any(config == eata_config for _, config, _, _ in rows):
+        echo(f'computing EATA\'s Fisher into {fisher} ...')
+        os.makedirs(work_dir, exist_ok=True)
+        save_fisher(
+            fisher_from_config(
+                load_config(eata_config), eata_ckpt, **fisher_data), fisher,
+            eata_config, eata_ckpt)
+    return [
+        MethodRun(
+            name(label), config, ckpt, label,
+            (*options, *(eata if config == eata_config else ())))
+        for label, config, ckpt, options in rows
+    ]
+
+
+def run_main_job(work_dir: str,
+                 rounds: int = 3,
+                 echo: Callable[[str], None] = _log) -> str:
+    """Six methods on the synthetic stream, one comparison.
+
+    Generates the stream into ``data/synthetic`` if it is missing, computes
+    EATA's Fisher on the clean synthetic source images
+    (``work_dir/eata_fisher.pth``, as ``tools/compute_fisher.py`` does),
+    then runs Source, BN adapt, TENT, EATA, EcoTTA (``rounds`` rounds) and
+    CoTTA (1 round: its 14 augmented views per image make it the slowest).
+
+    Returns:
+        str: The comparison in Markdown (also in ``work_dir``).
+    """
+    # Imported here: the synthetic generator and the Fisher estimator are
+    # only needed by this job.
+    from ..synthetic import generate_synthetic_stream
+    if not osp.isfile(osp.join(SYNTHETIC_ROOT, 'manifest.json')):
+        echo(f'generating the synthetic stream into {SYNTHETIC_ROOT} ...')
+        generate_synthetic_stream(SYNTHETIC_ROOT)
+    runs = method_runs(
+        MAIN_JOB_RUNS, work_dir, EATA_CONFIG, SOURCE_CKPT, FISHER_DATA,
+        lambda label: label.split(' (')[0].lower().replace(' ', '_'), echo)
+    results = run_methods(runs, work_dir, rounds=rounds, echo=echo)
+    return write_comparison_files(results, work_dir)
+
+
+# --- the real-image dev benchmark: CamVid under weather --------------------
+DEV_CKPT = 'data/checkpoints/deeplabv3plus_r18-tiny_camvid-{}.pth'
+DEV_ECOTTA = run_config('ecotta', 'camvid')
+DEV_EATA = run_config('eata', 'camvid')
+# EATA's Fisher on the dev benchmark: the 367 clean CamVid train frames.
+DEV_FISHER_DATA = dict(data_root='data/camvid/', split='train')
+DEV_RUNS: List[Row] = [
+    ('Source', run_config('source', 'camvid'), DEV_CKPT.format('source'), ()),
+    ('BN adapt', run_config('bn_adapt',
+                            'camvid'), DEV_CKPT.format('source'), ()),
+    ('TENT', run_config('tent', 'camvid'), DEV_CKPT.format('source'), ()),
+    ('EATA', DEV_EATA, DEV_CKPT.format('source'), ()),  # + its Fisher
+    ('EcoTTA', DEV_ECOTTA, DEV_CKPT.format('meta-warmup'), ()),
+]
+DEV_COTTA: Row = ('CoTTA (1 round)', run_config('cotta', 'camvid'),
+                  DEV_CKPT.format('source'),
+                  ('test_dataloader.dataset.rounds=1', ))
+ABLATION_CKPT = 'data/checkpoints/ablation/' + DEV_CKPT.format(
+    'meta-warmup-{}').split('/')[-1]
+# Only the learning rate changes: the optimizer type and momentum are the
+# config's (configs/_base_/tta/ecotta.py).
+LR = 'custom_hooks.0.method.optimizer.lr={}'
+# The first release's recipe, ours (one change), and the alternatives that
+# lost on the val frames.
+DEV_ABLATION: List[Row] = [
+    ('first release: lr 5e-3', DEV_ECOTTA, DEV_CKPT.format('meta-warmup'),
+     (LR.format(5e-3), )),
+    ('test lr 1e-3 (ours)', DEV_ECOTTA, DEV_CKPT.format('meta-warmup'), ()),
+    ('ours, no test-time update (lr 0)', DEV_ECOTTA,
+     DEV_CKPT.format('meta-warmup'), (LR.format(0), )),
+    ('ours, warm-up at batch 1 with self-distillation', DEV_ECOTTA,
+     ABLATION_CKPT.format('sourcebn-sd1'), ()),
+    ('ours, warm-up on batch statistics at batch 1', DEV_ECOTTA,
+     ABLATION_CKPT.format('batchbn-b1'), ()),
+]
+
+
+def run_dev_benchmark(work_dir: str,
+                      split: str = 'report',
+                      severity: int = 3,
+                      rounds: int = 3,
+                      ablation: bool = False,
+                      cotta: bool = False,
+                      echo: Callable[[str], None] = _log) -> Tuple[str, str]:
+    """Every method (or the EcoTTA ablation) on CamVid under weather.
+
+    Writes the ``split`` stream at ``severity`` into
+    ``data/camvid_weather_s<severity>`` if it is missing. Reported: split
+    ``'report'`` at severity 3; defaults are chosen on ``'select'``
+    (:func:`~mmseg_ecotta.datasets.camvid.dev_part`).
+
+    Args:
+        work_dir (str): Runs go to ``work_dir/<split>_s<severity>[_ablation]``.
+        split (str): ``'select'`` or ``'report'`` (parts of CamVid's test
+            frames), or a whole split, ``'val'`` or ``'test'``.
+        severity (int): Corruption severity of the stream.
+        rounds (int): Rounds of the stream (CoTTA: 1).
+        ablation (bool): Run EcoTTA once per recipe change instead.
+        cotta (bool): Add CoTTA (1 round: 19x slower) to the methods.
+        echo (Callable): Progress output. Defaults to the mmengine logger.
+
+    Returns:
+        Tuple[str, str]: The comparison in Markdown and the folder it went to.
+
+    Raises:
+        FileNotFoundError: If ``data/camvid`` (converted CamVid) is missing.
+    """
+    from ..datasets.camvid import DEV_PARTS, dev_part_stems
+    from ..datasets.corrupted_stream import write_corrupted_stream
+    if not osp.isdir('data/camvid'):
+        raise FileNotFoundError(
+            'data/camvid is missing: convert CamVid first (data/README.md, '
+            '"The real-image dev benchmark", step 1)')
+    stream = f'data/camvid_weather_s{severity}'
+    if not osp.isdir(osp.join(stream, 'rgb_anon', 'fog', split)):
+        echo(f'writing the {split} stream into {stream} ...')
+        part = split in DEV_PARTS
+        write_corrupted_stream(
+            'data/camvid',
+            'test' if part else split,
+            stream,
+            severity,
+            out_split=split,
+            stems=dev_part_stems('data/camvid', split) if part else None)
+    rows = DEV_ABLATION if ablation else DEV_RUNS + (
+        [DEV_COTTA] if cotta else [])
+    labels = [label for label, _, _, _ in rows]
+    runs = method_runs(
+        rows, work_dir, DEV_EATA, DEV_CKPT.format('source'), DEV_FISHER_DATA,
+        lambda label: f'{labels.index(label):02d}_' + re.sub(
+            r'[^a-z0-9]+', '_', label.lower()), echo)
+    options = [
+        f'test_dataloader.dataset.dataset_template.split={split}',
+        f'test_dataloader.dataset.dataset_template.data_root={stream}/'
+    ]
+    out = osp.join(work_dir,
+                   f'{split}_s{severity}' + ('_ablation' if ablation else ''))
+    results: Dict[str, dict] = run_methods(
+        runs, out, options, rounds=rounds, echo=echo)
+    return write_comparison_files(results, out), out
