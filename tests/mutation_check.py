@@ -45,7 +45,7 @@ MUTANTS = {
         ('0.0, self.eps)', '0.1, self.eps)')
     ], [M + 'test_bn_adapt_uses_batch_statistics_without_moving_stored_ones']),
     'ecotta-meta-bn-on-stored-statistics': ('mmseg_ecotta/tta/ecotta.py', [
-        ("convert_batchnorms(model.backbone.meta_nets, 'batch')",
+        ("convert_batchnorms(model.backbone.meta_nets, self.meta_norm_mode)",
          "convert_batchnorms(model.backbone.meta_nets, 'source')")
     ], [M + 'test_each_bn_layer_normalises_as_the_method_says']),
     'eata-weight-inverted': ('mmseg_ecotta/tta/eata.py', [

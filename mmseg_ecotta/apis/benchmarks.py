@@ -189,14 +189,26 @@ ABLATION_CKPT = 'data/checkpoints/ablation/' + DEV_CKPT.format(
 # Only the learning rate changes: the optimizer type and momentum are the
 # config's (configs/_base_/tta/ecotta.py).
 LR = 'custom_hooks.0.method.optimizer.lr={}'
-# The first release's recipe, ours (one change), and the alternatives that
-# lost on the val frames.
+METHOD = 'custom_hooks.0.method.'
+WARMED_UP = DEV_CKPT.format('meta-warmup')
+# The first release's recipe, ours, and one change to ours per row: every
+# hypothesis of the EcoTTA issue that the code can express.
 DEV_ABLATION: List[Row] = [
-    ('first release: lr 5e-3', DEV_ECOTTA, DEV_CKPT.format('meta-warmup'),
-     (LR.format(5e-3), )),
-    ('test lr 1e-3 (ours)', DEV_ECOTTA, DEV_CKPT.format('meta-warmup'), ()),
-    ('ours, no test-time update (lr 0)', DEV_ECOTTA,
-     DEV_CKPT.format('meta-warmup'), (LR.format(0), )),
+    ('first release: lr 5e-3', DEV_ECOTTA, WARMED_UP, (LR.format(5e-3), )),
+    ('lr 1e-3 (second release)', DEV_ECOTTA, WARMED_UP, (LR.format(1e-3), )),
+    ('ours: lr 2.5e-4', DEV_ECOTTA, WARMED_UP, ()),
+    ('ours, no test-time update (lr 0)', DEV_ECOTTA, WARMED_UP,
+     (LR.format(0), )),
+    ('ours, lambda 1 (not 0.25)', DEV_ECOTTA, WARMED_UP,
+     (METHOD + 'reg_weight=1.0', )),
+    ('ours, E0 0.2 ln C (not 0.4)', DEV_ECOTTA, WARMED_UP,
+     (METHOD + 'e0_factor=0.2', )),
+    ('ours, per-partition regulariser', DEV_ECOTTA, WARMED_UP,
+     (METHOD + 'per_partition_regulariser=True', )),
+    ('ours, meta BNs on warm-up statistics', DEV_ECOTTA, WARMED_UP,
+     (METHOD + 'meta_norm_mode=source', )),
+    ('ours, frozen BNs with exact batch-statistics gradient', DEV_ECOTTA,
+     WARMED_UP, ('model.frozen_norm_mode=batch', )),
     ('ours, warm-up at batch 1 with self-distillation', DEV_ECOTTA,
      ABLATION_CKPT.format('sourcebn-sd1'), ()),
     ('ours, warm-up on batch statistics at batch 1', DEV_ECOTTA,

@@ -8,7 +8,7 @@ from typing import Optional
 import torch.nn as nn
 from torch import Tensor
 
-from ..models.norm import convert_batchnorms
+from ..models.norm import check_norm_mode, convert_batchnorms
 from ..models.segmentors import is_meta_name
 from ..registry import TTA_METHODS
 from .base import NamedParams, TTAMethod
@@ -37,8 +37,16 @@ class EcoTTA(TTAMethod):
             (public reimplementations; the paper's value is not public).
         e0_factor (float): ``E0 = e0_factor * ln C``. Defaults to 0.4
             (EATA's threshold, used by EcoTTA).
-        optimizer (dict): Optimizer config; ours (SGD, lr 1e-3, momentum
+        optimizer (dict): Optimizer config; ours (SGD, lr 2.5e-4, momentum
             0.9, and why) is in ``configs/_base_/tta/ecotta.py``.
+        meta_norm_mode (str): How the meta networks' BN layers normalise at
+            test time (:data:`~mmseg_ecotta.models.norm.NORM_MODES`).
+            Defaults to ``'batch'`` (the paper: they adapt); ``'source'``
+            keeps their warm-up statistics.
+        per_partition_regulariser (bool): Each regulariser term trains only
+            its own meta network (detached partition inputs, as in the
+            authors' sample). Defaults to False (gradients reach earlier
+            meta networks too).
         lean_backward (bool): Keep no activations in the frozen layers for
             backward. Defaults to True.
         **kwargs: Passed to :class:`TTAMethod`.
@@ -50,6 +58,8 @@ class EcoTTA(TTAMethod):
                  e0_factor: float = 0.4,
                  optimizer: Optional[dict] = None,
                  lean_backward: bool = True,
+                 meta_norm_mode: str = 'batch',
+                 per_partition_regulariser: bool = False,
                  **kwargs) -> None:
         if 'frozen_norm_mode' in kwargs:
             raise TypeError(
@@ -63,10 +73,13 @@ class EcoTTA(TTAMethod):
                 "MetaEncoderDecoder with backbone type 'MetaResNetV1c' and a "
                 'warmed-up checkpoint (configs/ecotta/ecotta-warmup_*.py)')
         self.reg_weight = reg_weight
+        self.meta_norm_mode = check_norm_mode(meta_norm_mode)
+        self.per_partition_regulariser = per_partition_regulariser
         self.threshold = entropy_threshold(model.num_classes, e0_factor)
         super().__init__(
             model, optimizer=optimizer, lean_backward=lean_backward, **kwargs)
         model.backbone.record_partition_outputs = True
+        model.backbone.detach_recorded_inputs = per_partition_regulariser
 
     @property
     def frozen_norm_mode(self) -> str:
@@ -78,14 +91,16 @@ class EcoTTA(TTAMethod):
         return dict(
             frozen_norm_mode=self.frozen_norm_mode,
             reg_weight=self.reg_weight,
-            entropy_threshold=self.threshold)
+            entropy_threshold=self.threshold,
+            meta_norm_mode=self.meta_norm_mode,
+            per_partition_regulariser=self.per_partition_regulariser)
 
     def configure_norms(self, model: nn.Module) -> None:
-        """Meta BNs use batch statistics; frozen BNs stay as the model says.
+        """Meta BNs by ``meta_norm_mode``; frozen BNs as the model says.
 
         (:class:`MetaEncoderDecoder` converted them at construction.)
         """
-        convert_batchnorms(model.backbone.meta_nets, 'batch')
+        convert_batchnorms(model.backbone.meta_nets, self.meta_norm_mode)
 
     def collect_params(self, model: nn.Module) -> NamedParams:
         """Meta-network parameters only; the original network is frozen."""

@@ -12,9 +12,16 @@ custom_hooks = [
             e0_factor=0.4,  # E0 = 0.4 ln C, EATA's threshold
             # lean_backward is EcoTTA's own default (True): same gradients,
             # less memory; tools/analysis/memory_report.py compares both.
+            # The meta BNs normalise by the test image ('batch', the paper);
+            # 'source' keeps their warm-up statistics (collapsed on the dev
+            # benchmark's select frames: README, "EcoTTA on real frames").
+            meta_norm_mode='batch',
+            # True: each regulariser term trains only its own meta network
+            # (the authors' sample); no gain on the select frames.
+            per_partition_regulariser=False,
             # SGD with momentum as in public reimplementations (no official
-            # code exists), at lr 1e-3 instead of their 5e-3: chosen on the
-            # dev benchmark's held-out val frames (README, "EcoTTA on real
-            # frames"), where 5e-3 decays over rounds under severe weather.
-            optimizer=dict(type='SGD', lr=1e-3, momentum=0.9)))
+            # code exists), at lr 2.5e-4 instead of their 5e-3: chosen on the
+            # dev benchmark's select frames at severities 3 and 5 (README,
+            # "EcoTTA on real frames"), where larger rates decay over rounds.
+            optimizer=dict(type='SGD', lr=2.5e-4, momentum=0.9)))
 ]

@@ -115,6 +115,11 @@ class MetaResNet(ResNet):
         record_partition_outputs (bool): When True, each forward stores
             ``(adapted, frozen)`` per partition in ``partition_outputs`` for
             the self-distilled regulariser (no second forward needed).
+        detach_recorded_inputs (bool): When True, the recorded adapted
+            output is ``meta_net(x.detach(), frozen.detach())``, so each
+            partition's regulariser term trains only its own meta network
+            (the authors' sample code); one more meta-network forward per
+            partition. Default False: the prediction's own ``x_k``.
     """
 
     def __init__(self,
@@ -146,6 +151,7 @@ class MetaResNet(ResNet):
             self._partition_slices.append((start, start + size))
             start += size
         self.record_partition_outputs = False
+        self.detach_recorded_inputs = False
         self.partition_outputs: List[Tuple[torch.Tensor, torch.Tensor]] = []
 
     def _resolve_partitions(self, partitions: 'int | Sequence[int]',
@@ -217,7 +223,9 @@ class MetaResNet(ResNet):
                     outs.append((stage_ends[i], feat))
             adapted = meta_net(x, feat)
             if self.record_partition_outputs:
-                records.append((adapted, feat))
+                records.append((meta_net(x.detach(), feat.detach()),
+                                feat) if self.detach_recorded_inputs else (
+                                    adapted, feat))
             if end - 1 in stage_ends:
                 outs.append((stage_ends[end - 1], adapted))
             x = adapted

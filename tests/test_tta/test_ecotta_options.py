@@ -1,0 +1,46 @@
+"""EcoTTA's recipe options: meta BN statistics, per-partition regulariser."""
+import pytest
+import torch
+
+from mmseg_ecotta.models import TTABatchNorm2d
+from mmseg_ecotta.tta import build_tta_method
+from ..conftest import TINY_META_MODEL, build_model, method_cfg
+
+
+def build_ecotta(**kwargs):
+    model = build_model(TINY_META_MODEL)
+    model.eval()
+    return build_tta_method(method_cfg('EcoTTA', **kwargs), model)
+
+
+@pytest.mark.parametrize('mode', ['batch', 'source'])
+def test_meta_bns_normalise_by_meta_norm_mode(mode):
+    method = build_ecotta(meta_norm_mode=mode)
+    bns = [
+        m for m in method.model.backbone.meta_nets.modules()
+        if isinstance(m, TTABatchNorm2d)
+    ]
+    assert bns and {m.norm_mode for m in bns} == {mode}
+    assert method.settings()['meta_norm_mode'] == mode
+    with pytest.raises(ValueError, match="'nope'.*'source', 'batch'"):
+        build_ecotta(meta_norm_mode='nope')
+
+
+@pytest.mark.parametrize('per_partition', [False, True])
+def test_per_partition_regulariser_trains_only_its_own_meta_net(
+        per_partition):
+    method = build_ecotta(per_partition_regulariser=per_partition)
+    backbone = method.model.backbone
+    x = torch.randn(1, 3, 64, 64)
+    with torch.enable_grad():
+        backbone(x)
+        adapted, frozen = backbone.pop_partition_outputs()[-1]
+        (adapted - frozen.detach()).abs().mean().backward()
+    grads = [
+        any(p.grad is not None and p.grad.abs().sum() > 0
+            for p in net.parameters()) for net in backbone.meta_nets
+    ]
+    # the last partition's term: its own meta net, and earlier ones only
+    # when the gradient may flow through the partition input
+    assert grads[-1]
+    assert any(grads[:-1]) != per_partition
