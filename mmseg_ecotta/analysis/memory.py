@@ -372,19 +372,11 @@ def _optimizer_state_bytes(method: TTAMethod) -> int:
     ])
 
 
-def _extra_copies(method: TTAMethod) -> List[nn.Module]:
-    """Networks other than the adapted model that the method holds."""
-    return [
-        v for v in vars(method).values()
-        if isinstance(v, nn.Module) and v is not method.model
-    ]
-
-
 def _extra_copy_params(method: TTAMethod) -> Tuple[int, int]:
     """(Parameter elements, parameter-and-buffer bytes) of extra copies."""
     own = {_storage_key(t) for t in method.model.state_dict().values()}
     tensors, numel = [], 0
-    for net in _extra_copies(method):
+    for net in method.extra_networks:
         tensors += list(net.parameters()) + list(net.buffers())
         numel += sum(p.numel() for p in net.parameters())
     return numel, _tensor_bytes(tensors, exclude=own)

@@ -9,7 +9,7 @@ stream depends on:
 
 - the method's state (:meth:`~mmseg_ecotta.tta.TTAMethod.state_dict`:
   adapted parameters, BN statistics, optimizer state, a teacher or moving
-  average where the method has one), its counters and accumulated time;
+  average where the method has one, its counters and accumulated time);
 - the RNG states (torch, CUDA, numpy, ``random``), so stochastic methods
   (CoTTA's restore) draw the same numbers after a resume;
 - the stream position (batches and samples consumed) and the current
@@ -44,8 +44,9 @@ from .run_identity import fingerprint_differences
 
 STATE_FILE = 'tta_state.pth'
 # Bumped when the layout of the state file changes (2: plain data only;
-# 3: run identity and sample-level position).
-STATE_VERSION = 3
+# 3: run identity and sample-level position; 4: the method's counters in
+# its state_dict).
+STATE_VERSION = 4
 
 
 def capture_rng_state() -> Dict[str, Any]:

@@ -3,24 +3,12 @@ import os.path as osp
 from collections import OrderedDict
 from typing import Optional
 
-import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
 from ..safe_load import save_plain
 from .tta_hook import TestTimeAdaptationHook, stream_segment
-
-
-def adapted_network(method) -> nn.Module:
-    """The network whose predictions a TTA method reports.
-
-    That is the adapted model itself, except for mean-teacher methods
-    (CoTTA), which predict with their EMA ``teacher``: the teacher is what
-    one would deploy. Both share the model's architecture and keys.
-    """
-    teacher = getattr(method, 'teacher', None)
-    return method.model if teacher is None else teacher
 
 
 @HOOKS.register_module()
@@ -85,7 +73,9 @@ class AdaptedModelExportHook(Hook):
                 'AdaptedModelExportHook needs a TestTimeAdaptationHook in '
                 "custom_hooks, e.g. dict(type='TestTimeAdaptationHook', "
                 "method=dict(type='Tent'))")
-        model = adapted_network(tta.method)
+        # The adapted model, or a mean teacher's EMA teacher (CoTTA): what
+        # one would deploy. Both share the model's architecture and keys.
+        model = tta.method.predicting_network
         if is_model_wrapper(model):
             model = model.module
         state_dict = OrderedDict(

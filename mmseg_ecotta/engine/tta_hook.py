@@ -12,7 +12,6 @@ from mmseg.registry import HOOKS
 
 from ..evaluation import (ContinualIoUMetric, format_class_table,
                           format_round_table, write_json_atomic)
-from ..models.memory_probe import SavedTensorReport
 from ..models.segmentors import is_meta_name
 from ..safe_load import allow_unsafe_load
 from ..tta import build_tta_method
@@ -211,11 +210,6 @@ class TestTimeAdaptationHook(Hook):
             removed_samples=self._removed,
             segment=self._segment,
             method=method.state_dict(),
-            stats=dict(method.stats),
-            seconds=method.seconds,
-            images=method.images,
-            saved_tensors=method.saved_tensors.to_dict()
-            if method.saved_tensors else None,
             rng=self._rng,
             metric_results=metric_results(runner.test_evaluator.metrics))
         save_state_atomic(state, osp.join(runner.work_dir, self.state_file))
@@ -227,11 +221,6 @@ class TestTimeAdaptationHook(Hook):
         state = load_state(path, self._fingerprint)
         method = self.method
         method.load_state_dict(state['method'])
-        method.stats.update(state['stats'])
-        method.seconds = state['seconds']
-        method.images = state['images']
-        method.saved_tensors = SavedTensorReport.from_dict(
-            state['saved_tensors']) if state['saved_tensors'] else None
         restore_metric_results(runner.test_evaluator.metrics,
                                state['metric_results'])
         self._segment = state['segment']

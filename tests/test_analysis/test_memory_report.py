@@ -199,7 +199,8 @@ def _ecotta_grads(model: nn.Module, lean: bool,
     method.threshold = float('inf')
     method.optimizer.zero_grad(set_to_none=True)
     with torch.enable_grad():
-        method.loss(method.decode(x)).backward()
+        logits, outputs = method.forward(x)
+        method.loss(logits, x, **outputs).backward()
     return {n: p.grad for n, p in method.named_params}
 
 

@@ -225,8 +225,8 @@ def test_a_collapse_in_the_last_domain_is_logged(tmp_path):
 class NaNGradientTent(Tent):
     """Tent whose every other step has a finite loss and a NaN gradient."""
 
-    def loss(self, logits):
-        loss = super().loss(logits)
+    def loss(self, logits, inputs):
+        loss = super().loss(logits, inputs)
         if self.stats['steps'] % 2 == 0:
             # d sqrt(u)/du is infinite at u = 0: the gradient is NaN.
             loss = loss + torch.sqrt(logits.sum() * 0.0)
