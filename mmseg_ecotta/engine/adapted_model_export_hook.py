@@ -8,7 +8,9 @@ from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
 from ..safe_load import save_plain
-from .tta_hook import TestTimeAdaptationHook, stream_segment
+from .source_checkpoint import source_checkpoint
+from .stream import stream_segment
+from .tta_hook import TestTimeAdaptationHook
 
 
 @HOOKS.register_module()
@@ -90,7 +92,7 @@ class AdaptedModelExportHook(Hook):
                 domain=domain,
                 images=tta.method.images,
                 config=osp.basename(runner.cfg.filename or ''),
-                source_checkpoint=runner._load_from))
+                source_checkpoint=source_checkpoint(runner)))
         path = osp.join(runner.work_dir, filename)
         save_plain(dict(state_dict=state_dict, meta=meta), path)
         runner.logger.info(f'adapted model (after round {round_idx + 1} '
