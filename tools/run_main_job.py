@@ -19,11 +19,11 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from mmseg_ecotta.apis import fisher_from_config  # noqa: E402
 from mmseg_ecotta.apis import MethodRun, run_methods  # noqa: E402
 from mmseg_ecotta.evaluation.comparison import \
     write_comparison_files  # noqa: E402
 from mmseg_ecotta.synthetic import generate_synthetic_stream  # noqa: E402
-from mmseg_ecotta.tta.fisher import fisher_from_config  # noqa: E402
 from mmseg_ecotta.tta.fisher import save_fisher  # noqa: E402
 from mmseg_ecotta.utils import load_config  # noqa: E402
 

@@ -17,13 +17,9 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmengine.runner import Runner
-
 import mmseg_ecotta  # noqa: F401  (compat shims + registration)
-from mmseg_ecotta.tta import TTA_METHODS
+from mmseg_ecotta.apis import build_runner, tta_hook_config
 from mmseg_ecotta.utils import add_runner_args, load_config, parse_runner_args
-
-HOOK = 'TestTimeAdaptationHook'
 
 
 def parse_args() -> argparse.Namespace:
@@ -70,14 +66,9 @@ def main() -> None:
             'embedded default see data/checkpoints/ (README)')
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
                       args.unsafe_load)
-    hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] == HOOK]
-    if not hooks:
-        raise ValueError(
-            f'{args.config} has no {HOOK} in custom_hooks; add e.g. '
-            f"custom_hooks = [dict(type='{HOOK}', method=dict(type='Tent'))]"
-            f' (methods: {sorted(TTA_METHODS.module_dict)})')
+    hook = tta_hook_config(cfg, args.config)
     if args.resume:
-        hooks[0]['resume'] = True
+        hook['resume'] = True
     cfg.load_from = args.checkpoint
     cfg.launcher = args.launcher
     if args.show_dir:
@@ -95,7 +86,7 @@ def main() -> None:
                 every_domain=args.export_adapted == 'every-domain'))
     if sys.stdout.isatty():  # a progress bar; CI logs stay plain
         cfg.custom_hooks.append(dict(type='StreamProgressHook'))
-    Runner.from_cfg(cfg).test()
+    build_runner(cfg).test()
 
 
 if __name__ == '__main__':

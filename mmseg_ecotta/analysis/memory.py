@@ -70,21 +70,19 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import MMLogger
-from mmengine.registry import init_default_scope
-from mmseg.registry import MODELS
 from torch import Tensor
 
+from ..apis import build_method, method_config
 from ..models.norm import NORM_MODES
 from ..registry import TTA_METHODS
-from ..tta import TTAMethod, build_tta_method
+from ..tta import TTAMethod
 
 __all__ = [
     'MemoryVariant', 'MemoryRow', 'AnalyticCounter', 'BarCheck',
-    'method_config_of', 'default_variants', 'measure_variant',
-    'run_memory_report', 'format_markdown', 'check_bars', 'rows_to_json'
+    'default_variants', 'measure_variant', 'run_memory_report',
+    'format_markdown', 'check_bars', 'rows_to_json'
 ]
 
-HOOK_TYPE = 'TestTimeAdaptationHook'
 MIB = 2.0**20
 
 # Analytic storage widths in bits (EcoTTA paper's memory figures).
@@ -227,27 +225,6 @@ class AnalyticCounter:
         self._handles = []
 
 
-def method_config_of(cfg: Config, path: str = '<config>') -> Dict[str, Any]:
-    """The method config of a config's ``TestTimeAdaptationHook``.
-
-    Args:
-        cfg (Config): A TTA config.
-        path (str): Its file, for the error message.
-
-    Returns:
-        dict: A copy of ``method`` of the hook.
-
-    Raises:
-        ValueError: If no ``TestTimeAdaptationHook`` is in ``custom_hooks``.
-    """
-    for hook in cfg.get('custom_hooks', None) or []:
-        if hook.get('type') == HOOK_TYPE:
-            return copy.deepcopy(dict(hook['method']))
-    raise ValueError(
-        f'{path} has no {HOOK_TYPE} in custom_hooks: give a TTA config, e.g. '
-        'configs/tta/acdc/tent_deeplabv3plus_r50-d8_cityscapes2acdc.py')
-
-
 def _is_meta_model(cfg: Config) -> bool:
     return cfg.model.get('type') == 'MetaEncoderDecoder'
 
@@ -300,7 +277,7 @@ def default_variants(
     plain_config: Optional[str] = None
     for path in configs:
         cfg = Config.fromfile(path)
-        method = method_config_of(cfg, path)
+        method = method_config(cfg, path)
         covered.add(method['type'])
         if plain_config is None and not _is_meta_model(cfg):
             plain_config = path
@@ -329,25 +306,6 @@ def default_variants(
         v for v in variants if any(
             fnmatch.fnmatch(v.name, p) for p in patterns)
     ]
-
-
-def _build_model(config: str,
-                 frozen_norm_mode: Optional[str] = None) -> nn.Module:
-    """The config's model with random weights, in eval mode.
-
-    ``frozen_norm_mode``, when given, overrides the (meta) model's.
-
-    ``init_weights`` is skipped on purpose: memory and time do not depend
-    on the values, and PyTorch's default initialisation is random enough
-    to keep every activation finite.
-    """
-    init_default_scope('mmseg')
-    model_cfg = Config.fromfile(config).model
-    if frozen_norm_mode is not None:
-        model_cfg.frozen_norm_mode = frozen_norm_mode
-    model = MODELS.build(model_cfg)
-    # As mmengine's TestLoop leaves it (dropout off).
-    return model.eval()
 
 
 def _tensor_bytes(tensors: Sequence[Tensor],
@@ -421,9 +379,12 @@ def measure_variant(variant: MemoryVariant,
         base = torch.cuda.memory_allocated(dev)
     method_cfg = copy.deepcopy(variant.method)
     # EcoTTA's frozen-BN variants are a model setting.
-    model = _build_model(variant.config,
-                         method_cfg.pop('frozen_norm_mode', None)).to(dev)
-    method = build_tta_method(method_cfg, model)
+    mode = method_cfg.pop('frozen_norm_mode', None)
+    overrides = {} if mode is None else dict(frozen_norm_mode=mode)
+    # Random weights: memory and time do not depend on the values.
+    method = build_method(
+        Config.fromfile(variant.config), None, method_cfg, device, **overrides)
+    model = method.model
     # A fresh recording: the base records the first adaptation step.
     method.measure_memory = True
     method.saved_tensors = None

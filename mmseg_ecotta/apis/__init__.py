@@ -1,3 +1,10 @@
+from .builder import (build_method, build_model, build_runner, find_hook,
+                      method_config, tta_hook_config)
 from .compare import MethodRun, run_methods
+from .fisher import fisher_from_config
 
-__all__ = ['MethodRun', 'run_methods']
+__all__ = [
+    'build_method', 'build_model', 'build_runner', 'find_hook',
+    'method_config', 'tta_hook_config', 'MethodRun', 'run_methods',
+    'fisher_from_config'
+]

@@ -16,8 +16,8 @@ from torch import Tensor
 from mmseg_ecotta.analysis import (AnalyticCounter, MemoryRow, MemoryVariant,
                                    check_bars, default_variants,
                                    format_markdown, measure_variant,
-                                   method_config_of, rows_to_json,
-                                   run_memory_report)
+                                   rows_to_json, run_memory_report)
+from mmseg_ecotta.apis import method_config
 from mmseg_ecotta.models.lean_backward import LeanConv2d
 from mmseg_ecotta.models.norm import NORM_MODES, TTABatchNorm2d
 from mmseg_ecotta.registry import TTA_METHODS
@@ -122,9 +122,9 @@ def test_default_variants_expand_and_filter() -> None:
 
 
 def test_method_config_needs_the_hook() -> None:
-    assert method_config_of(Config.fromfile(TENT_CFG)) == dict(type='Tent')
+    assert method_config(Config.fromfile(TENT_CFG)) == dict(type='Tent')
     with pytest.raises(ValueError, match='TestTimeAdaptationHook'):
-        method_config_of(Config.fromfile(TINY_META_MODEL), TINY_META_MODEL)
+        method_config(Config.fromfile(TINY_META_MODEL), TINY_META_MODEL)
 
 
 def test_check_bars_ratios() -> None:
