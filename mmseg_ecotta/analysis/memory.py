@@ -73,6 +73,7 @@ from mmengine.logging import MMLogger
 from torch import Tensor
 
 from ..apis import build_method, method_config
+from ..models.memory_probe import storage_key
 from ..models.norm import NORM_MODES
 from ..registry import TTA_METHODS
 from ..tta import TTAMethod
@@ -176,10 +177,6 @@ class BarCheck:
         return self.ratio <= self.bar
 
 
-def _storage_key(t: Tensor) -> Tuple[str, int]:
-    return str(t.device), t.untyped_storage().data_ptr()
-
-
 class AnalyticCounter:
     """Count activations the paper's way over the forward passes it sees.
 
@@ -193,7 +190,7 @@ class AnalyticCounter:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.activation_bytes = 0
-        self._seen: Set[Tuple[str, int]] = set()
+        self._seen: Set[tuple] = set()
         self._handles: List[Any] = []
 
     def _hook(self, module: nn.Module, inputs: Tuple[Any, ...],
@@ -205,7 +202,7 @@ class AnalyticCounter:
         if trainable:
             if not inputs or not isinstance(inputs[0], Tensor):
                 return
-            key = _storage_key(inputs[0])
+            key = storage_key(inputs[0])
             if key not in self._seen:
                 self._seen.add(key)
                 self.activation_bytes += (
@@ -309,12 +306,12 @@ def default_variants(
 
 
 def _tensor_bytes(tensors: Sequence[Tensor],
-                  exclude: Optional[Set[Tuple[str, int]]] = None) -> int:
+                  exclude: Optional[Set[tuple]] = None) -> int:
     """Bytes of distinct storages among ``tensors``."""
     seen = set(exclude or ())
     total = 0
     for t in tensors:
-        key = _storage_key(t)
+        key = storage_key(t)
         if key not in seen:
             seen.add(key)
             total += t.untyped_storage().nbytes()
@@ -332,7 +329,7 @@ def _optimizer_state_bytes(method: TTAMethod) -> int:
 
 def _extra_copy_params(method: TTAMethod) -> Tuple[int, int]:
     """(Parameter elements, parameter-and-buffer bytes) of extra copies."""
-    own = {_storage_key(t) for t in method.model.state_dict().values()}
+    own = {storage_key(t) for t in method.model.state_dict().values()}
     tensors, numel = [], 0
     for net in method.extra_networks:
         tensors += list(net.parameters()) + list(net.buffers())

@@ -281,13 +281,18 @@ class StreamCheckpoint:
     """The position in a stream, and the state file that continues it.
 
     Args:
-        path (str): The state file (``WORK_DIR/tta_state.pth``).
+        state_file (str): The state file's name in the work dir.
         interval (int): Save every this many batches and at every domain
             boundary; 0 never saves.
     """
 
-    def __init__(self, path: str, interval: int) -> None:
-        self.path = path
+    def __init__(self, state_file: str, interval: int) -> None:
+        if not isinstance(interval, int) or interval < 0:
+            raise ValueError(
+                f'checkpoint_interval={interval!r}: give a number of steps '
+                '>= 0 (0 disables the adaptation state)')
+        self.state_file = state_file
+        self.path: Optional[str] = None  # in the work dir, see start()
         self.interval = interval
         self.position = 0  # batches consumed
         self.consumed = 0  # samples consumed
@@ -312,6 +317,7 @@ class StreamCheckpoint:
         Called before the method touches the model: the fingerprint holds
         the weights the stream starts from.
         """
+        self.path = osp.join(runner.work_dir, self.state_file)
         loader = runner.test_loop.dataloader
         if self.saving or resume:
             self.fingerprint = run_fingerprint(runner.cfg, method_cfg,

@@ -1,20 +1,18 @@
 """Save the adapted model as an ordinary mmseg checkpoint."""
 import os.path as osp
 from collections import OrderedDict
-from typing import Optional
 
-from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
 from ..safe_load import save_plain
 from .source_checkpoint import source_checkpoint
-from .stream import stream_segment
+from .stream import StreamSegmentHook
 from .tta_hook import TestTimeAdaptationHook
 
 
 @HOOKS.register_module()
-class AdaptedModelExportHook(Hook):
+class AdaptedModelExportHook(StreamSegmentHook):
     """Export the adapted weights at the end of the stream.
 
     The file is ``{'state_dict': ..., 'meta': {...}}`` like any mmseg
@@ -41,19 +39,13 @@ class AdaptedModelExportHook(Hook):
     def __init__(self,
                  filename: str = 'adapted_final.pth',
                  every_domain: bool = False) -> None:
+        super().__init__()
         self.filename = filename
         self.every_domain = every_domain
-        self._segment: Optional[tuple] = None
 
-    def before_test_iter(self,
-                         runner,
-                         batch_idx: int,
-                         data_batch: dict = None) -> None:
-        segment = stream_segment(data_batch)
-        if segment != self._segment and self._segment is not None:
-            if self.every_domain:
-                self._export(runner, self._segment_file(self._segment))
-        self._segment = segment
+    def segment_ended(self, runner, segment: tuple) -> None:
+        if self.every_domain:
+            self._export(runner, self._segment_file(segment))
 
     def after_test_epoch(self, runner, metrics: dict = None) -> None:
         if self._segment is None:

@@ -19,7 +19,6 @@ sets ``test_step`` as an attribute of the model *instance* in
 any model wrapper (which delegates to ``module.test_step``) call the
 method, and a model built afresh is untouched.
 """
-import os.path as osp
 from typing import List, Optional
 
 import torch
@@ -105,22 +104,16 @@ class TestTimeAdaptationHook(Hook):
         self.episodic = episodic
         self.check_checkpoint = check_checkpoint
         self.reset_on_collapse = reset_on_collapse
-        if not isinstance(checkpoint_interval, int) or checkpoint_interval < 0:
-            raise ValueError(
-                f'checkpoint_interval={checkpoint_interval!r}: give a number '
-                'of steps >= 0 (0 disables the adaptation state)')
-        self.checkpoint_interval = checkpoint_interval
         self.resume = resume
-        self.state_file = state_file
+        self.checkpoint = StreamCheckpoint(state_file, checkpoint_interval)
         self.method = None
         self.results: Optional[TTAResultsHook] = None
-        self.checkpoint: Optional[StreamCheckpoint] = None
         self._segment: Optional[tuple] = None
 
     @property
     def removed_samples(self) -> List[dict]:
         """Samples removed from the stream at a resume (for the results)."""
-        return self.checkpoint.removed if self.checkpoint else []
+        return self.checkpoint.removed
 
     # --- set-up ---------------------------------------------------------
     def before_run(self, runner) -> None:
@@ -145,9 +138,6 @@ class TestTimeAdaptationHook(Hook):
         load_from = source_checkpoint(runner)
         if self.check_checkpoint and load_from:
             check_checkpoint_fits(model, load_from)
-        self.checkpoint = StreamCheckpoint(
-            osp.join(runner.work_dir, self.state_file),
-            self.checkpoint_interval)
         # Before the method touches the model: the weights the stream
         # starts from.
         self.checkpoint.start(runner, self.method_cfg, self.episodic, model,

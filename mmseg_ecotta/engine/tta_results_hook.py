@@ -3,18 +3,17 @@ import os.path as osp
 from typing import Optional
 
 import torch
-from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
 from mmseg.registry import HOOKS
 
 from ..evaluation import (ContinualIoUMetric, format_class_table,
                           format_round_table, write_json_atomic)
 from .source_checkpoint import source_checkpoint
-from .stream import stream_segment
+from .stream import StreamSegmentHook
 
 
 @HOOKS.register_module()
-class TTAResultsHook(Hook):
+class TTAResultsHook(StreamSegmentHook):
     """Log each finished domain and rewrite the results file.
 
     The results (per-domain, per-round mIoU from ``ContinualIoUMetric``,
@@ -34,11 +33,11 @@ class TTAResultsHook(Hook):
     priority = 'HIGHEST'
 
     def __init__(self, results_file: str = 'tta_results.json') -> None:
+        super().__init__()
         self.results_file = results_file
         self.tta = None  # the TestTimeAdaptationHook reported on
         self.metric: Optional[ContinualIoUMetric] = None
         self.collapsed = False  # whether the last reported domain collapsed
-        self._segment: Optional[tuple] = None
 
     def before_test(self, runner) -> None:
         from .tta_hook import TestTimeAdaptationHook  # it imports us
@@ -58,14 +57,8 @@ class TTAResultsHook(Hook):
                 "will not be written; use test_evaluator = dict(type="
                 "'ContinualIoUMetric')")
 
-    def before_test_iter(self,
-                         runner,
-                         batch_idx: int,
-                         data_batch: dict = None) -> None:
-        segment = stream_segment(data_batch)
-        if segment != self._segment and self._segment is not None:
-            self.collapsed = self._report_segment(runner)
-        self._segment = segment
+    def segment_ended(self, runner, segment: tuple) -> None:
+        self.collapsed = self._report_segment(runner)
 
     def after_test_epoch(self, runner, metrics: dict = None) -> None:
         summary = self.metric.last_summary if self.metric else None
