@@ -1,10 +1,10 @@
 from .builder import (build_method, build_model, build_runner, find_hook,
-                      method_config, tta_hook_config)
+                      method_config, tta_hook_config, tta_test_config)
 from .compare import MethodRun, run_methods
 from .fisher import fisher_from_config
 
 __all__ = [
     'build_method', 'build_model', 'build_runner', 'find_hook',
-    'method_config', 'tta_hook_config', 'MethodRun', 'run_methods',
-    'fisher_from_config'
+    'method_config', 'tta_hook_config', 'tta_test_config', 'MethodRun',
+    'run_methods', 'fisher_from_config'
 ]

@@ -6,6 +6,7 @@ the Fisher tool) or a runner and its hooks (``tools/test_tta.py``, the
 soak test).
 """
 import copy
+import os.path as osp
 from typing import Any, Dict, Optional, Type, TypeVar
 
 import torch.nn as nn
@@ -100,6 +101,63 @@ def build_method(cfg: Config,
     method = method_config(cfg) if method is None else method
     model = build_model(cfg, checkpoint, **model_overrides).to(device)
     return build_tta_method(method, model)
+
+
+def tta_test_config(cfg: Config,
+                    checkpoint: str,
+                    launcher: str = 'none',
+                    resume: bool = False,
+                    show_dir: Optional[str] = None,
+                    show_frames: int = 2,
+                    show_interval: int = 20,
+                    export_adapted: Optional[str] = None,
+                    progress: bool = False) -> Config:
+    """``cfg`` set up as ``tools/test_tta.py``'s options say.
+
+    Args:
+        cfg (Config): A TTA config (changed in place and returned).
+        checkpoint (str): Source (or warmed-up) weights, ``load_from``.
+        launcher (str): mmengine launcher. Defaults to ``'none'``.
+        resume (bool): Continue the stream from the work dir's state file.
+            Defaults to False.
+        show_dir (str, optional): Write overlays here with
+            :class:`~mmseg_ecotta.engine.StreamVisualizationHook`.
+        show_frames (int): Frames drawn per domain and round. Defaults to 2.
+        show_interval (int): Spacing in images of the drawn frames.
+            Defaults to 20.
+        export_adapted (str, optional): ``'final'`` or ``'every-domain'``:
+            add an :class:`~mmseg_ecotta.engine.AdaptedModelExportHook`.
+        progress (bool): Add a progress bar. Defaults to False.
+
+    Raises:
+        FileNotFoundError: ``checkpoint`` does not exist.
+        ValueError: The config has no ``TestTimeAdaptationHook``.
+    """
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(
+            f'checkpoint {checkpoint!r} does not exist; for the '
+            'embedded default see data/checkpoints/ (README)')
+    hook = tta_hook_config(cfg, cfg.filename or 'the config')
+    if resume:
+        hook['resume'] = True
+    cfg.load_from = checkpoint
+    cfg.launcher = launcher
+    if show_dir:
+        # Replaces mmseg's SegVisualizationHook: file names carry the
+        # round and domain, and each domain gets the same sample of frames.
+        cfg.default_hooks.visualization = dict(
+            type='StreamVisualizationHook',
+            out_dir=osp.abspath(show_dir),
+            frames_per_domain=show_frames,
+            interval=show_interval)
+    if export_adapted:
+        cfg.custom_hooks.append(
+            dict(
+                type='AdaptedModelExportHook',
+                every_domain=export_adapted == 'every-domain'))
+    if progress:
+        cfg.custom_hooks.append(dict(type='StreamProgressHook'))
+    return cfg
 
 
 def build_runner(cfg: Config) -> Runner:
