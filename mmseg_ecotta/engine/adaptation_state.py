@@ -43,6 +43,7 @@ from mmengine.dist import get_world_size
 from torch.utils.data import DataLoader, Sampler
 
 from ..safe_load import load_file, save_plain
+from ..tta import TTAMethod
 from ..utils import atomic_write, check_torch_file
 from .run_identity import (fingerprint_differences, removed_samples,
                            resume_position, run_fingerprint)
@@ -343,7 +344,7 @@ class StreamCheckpoint:
             # batch replays it from here.
             self.rng = capture_rng_state()
 
-    def save(self, method, segment: Optional[tuple],
+    def save(self, method: TTAMethod, segment: Optional[tuple],
              metrics: List[Any]) -> None:
         """Write everything the rest of the stream depends on."""
         state = dict(
@@ -359,7 +360,7 @@ class StreamCheckpoint:
         save_state_atomic(state, self.path)
         self.last_saved = self.position
 
-    def resume(self, runner, method) -> tuple:
+    def resume(self, runner, method: TTAMethod) -> tuple:
         """Restore the saved state and start the test loop at its position.
 
         Returns:

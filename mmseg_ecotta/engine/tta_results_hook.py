@@ -8,6 +8,7 @@ from mmseg.registry import HOOKS
 
 from ..evaluation import (ContinualIoUMetric, format_class_table,
                           format_round_table, write_json_atomic)
+from ..tta import TTAMethod
 from .source_checkpoint import source_checkpoint
 from .stream import StreamSegmentHook
 
@@ -119,7 +120,7 @@ class TTAResultsHook(StreamSegmentHook):
         write_json_atomic(data, osp.join(runner.work_dir, self.results_file))
 
 
-def cost(method) -> dict:
+def cost(method: TTAMethod) -> dict:
     """Seconds per image, trainable parameters and peak memory.
 
     Args:
