@@ -25,7 +25,8 @@ from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
 import mmseg_ecotta  # noqa: F401  (compat shims + registration)
-from mmseg_ecotta.tta.fisher import fisher_from_config, save_fisher
+from mmseg_ecotta.apis import fisher_from_config
+from mmseg_ecotta.tta.fisher import save_fisher
 from mmseg_ecotta.utils import add_unsafe_load_arg, load_config
 
 

@@ -12,7 +12,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmengine.runner.checkpoint import _load_checkpoint
+from mmengine.runner import CheckpointLoader
 
 import mmseg_ecotta  # noqa: F401  (the safe checkpoint loader)
 from mmseg_ecotta.safe_load import allow_unsafe_load, save_plain
@@ -27,7 +27,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.unsafe_load:
         allow_unsafe_load('--unsafe-load')
-    ckpt = _load_checkpoint(args.checkpoint, map_location='cpu')
+    ckpt = CheckpointLoader.load_checkpoint(
+        args.checkpoint, map_location='cpu')
     meta = ckpt.get('meta', {})
     slim = dict(
         state_dict=ckpt['state_dict'],

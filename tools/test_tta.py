@@ -17,13 +17,9 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmengine.runner import Runner
-
 import mmseg_ecotta  # noqa: F401  (compat shims + registration)
-from mmseg_ecotta.tta import TTA_METHODS
+from mmseg_ecotta.apis import build_runner, tta_test_config
 from mmseg_ecotta.utils import add_runner_args, load_config, parse_runner_args
-
-HOOK = 'TestTimeAdaptationHook'
 
 
 def parse_args() -> argparse.Namespace:
@@ -64,38 +60,19 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(
-            f'checkpoint {args.checkpoint!r} does not exist; for the '
-            'embedded default see data/checkpoints/ (README)')
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
                       args.unsafe_load)
-    hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] == HOOK]
-    if not hooks:
-        raise ValueError(
-            f'{args.config} has no {HOOK} in custom_hooks; add e.g. '
-            f"custom_hooks = [dict(type='{HOOK}', method=dict(type='Tent'))]"
-            f' (methods: {sorted(TTA_METHODS.module_dict)})')
-    if args.resume:
-        hooks[0]['resume'] = True
-    cfg.load_from = args.checkpoint
-    cfg.launcher = args.launcher
-    if args.show_dir:
-        # Replaces mmseg's SegVisualizationHook: file names carry the
-        # round and domain, and each domain gets the same sample of frames.
-        cfg.default_hooks.visualization = dict(
-            type='StreamVisualizationHook',
-            out_dir=osp.abspath(args.show_dir),
-            frames_per_domain=args.show_frames,
-            interval=args.show_interval)
-    if args.export_adapted:
-        cfg.custom_hooks.append(
-            dict(
-                type='AdaptedModelExportHook',
-                every_domain=args.export_adapted == 'every-domain'))
-    if sys.stdout.isatty():  # a progress bar; CI logs stay plain
-        cfg.custom_hooks.append(dict(type='StreamProgressHook'))
-    Runner.from_cfg(cfg).test()
+    cfg = tta_test_config(
+        cfg,
+        args.checkpoint,
+        launcher=args.launcher,
+        resume=args.resume,
+        show_dir=args.show_dir,
+        show_frames=args.show_frames,
+        show_interval=args.show_interval,
+        export_adapted=args.export_adapted,
+        progress=sys.stdout.isatty())  # a progress bar; CI logs stay plain
+    build_runner(cfg).test()
 
 
 if __name__ == '__main__':

@@ -1,13 +1,12 @@
 """Measurement tools: what adaptation costs, per method."""
-from .memory import (AnalyticCounter, BarCheck, MemoryRow, MemoryVariant,
-                     check_bars, default_variants, format_markdown,
-                     measure_variant, method_config_of, rows_to_json,
-                     run_memory_report)
+from .memory import (AnalyticCounter, MemoryRow, MemoryVariant, RowSkipped,
+                     default_variants, measure_variant, run_memory_report)
+from .memory_format import MIB, format_markdown, row_summary, rows_to_json
 from .soak import format_soak, memory_trend, resident_bytes, run_soak
 
 __all__ = [
-    'AnalyticCounter', 'BarCheck', 'MemoryRow', 'MemoryVariant', 'check_bars',
-    'default_variants', 'format_markdown', 'measure_variant',
-    'method_config_of', 'rows_to_json', 'run_memory_report', 'format_soak',
+    'AnalyticCounter', 'MemoryRow', 'MemoryVariant', 'RowSkipped',
+    'default_variants', 'measure_variant', 'run_memory_report', 'MIB',
+    'format_markdown', 'row_summary', 'rows_to_json', 'format_soak',
     'memory_trend', 'resident_bytes', 'run_soak'
 ]

@@ -49,12 +49,16 @@ values, so no checkpoint is needed):
   exact gradient), which must keep each frozen BN's input in reality (the
   paper's count does not charge it either).
 
-The variants of the default table: EcoTTA with each frozen-BN option
-(``'source'`` (a), ``'batch'`` (b), ``'batch_const'`` (c)), each with the
-lean frozen backward (:mod:`mmseg_ecotta.models.lean_backward`) and with
-stock autograd; TENT with stock autograd and with the lean frozen path;
-every other method named by a config as configured; and every registered
-method no config names (CoTTA, EATA), built on a plain (non-meta) model.
+The variants of the default table follow from what each method and model
+can do, not from their names: a method that trains parameters gets a row
+with the lean frozen backward (:mod:`mmseg_ecotta.models.lean_backward`)
+and one with stock autograd (unless its config fixes ``lean_backward``);
+on a model whose frozen BNs normalise by a setting of its own
+(``frozen_norm_mode``, the meta models), each of the three options
+(``'source'``, ``'batch'``, ``'batch_const'``) gets its rows (unless the
+method config fixes one). Every registered method no config names is added
+on the first config with a plain model; one that cannot adapt it (EcoTTA
+needs meta networks) is skipped with a warning.
 """
 import copy
 import fnmatch
@@ -63,42 +67,33 @@ import math
 import os.path as osp
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import MMLogger
-from mmengine.registry import init_default_scope
-from mmseg.registry import MODELS
 from torch import Tensor
 
+from ..apis import build_method, method_config
+from ..models.memory_probe import storage_key
 from ..models.norm import NORM_MODES
 from ..registry import TTA_METHODS
-from ..tta import TTAMethod, build_tta_method
+from ..tta import TTAMethod
 from ..utils import method_defaults
+from .memory_format import row_summary
 
 __all__ = [
-    'MemoryVariant', 'MemoryRow', 'AnalyticCounter', 'BarCheck',
-    'method_config_of', 'default_variants', 'measure_variant',
-    'run_memory_report', 'format_markdown', 'check_bars', 'rows_to_json'
+    'MemoryVariant', 'MemoryRow', 'AnalyticCounter', 'RowSkipped',
+    'default_variants', 'measure_variant', 'run_memory_report'
 ]
-
-HOOK_TYPE = 'TestTimeAdaptationHook'
-MIB = 2.0**20
 
 # Analytic storage widths in bits (EcoTTA paper's memory figures).
 FROZEN_WEIGHT_BITS = 8
 TRAINABLE_WEIGHT_BITS = 32
 TRAINABLE_INPUT_BITS = 32
 RELU_BITS = 1
-
-# Frozen-BN options by their letter in README, "EcoTTA's frozen BN layers".
-NORM_LETTERS = dict(zip(NORM_MODES, 'abc'))
-
-# Methods that expand into a stock and a lean-backward row.
-LEAN_COMPARED = ('EcoTTA', 'Tent')
 
 
 @dataclass
@@ -159,30 +154,6 @@ class MemoryRow:
     saved_groups: List[Dict[str, Any]] = field(default_factory=list)
 
 
-@dataclass
-class BarCheck:
-    """One acceptance ratio of issue 6 and whether it holds.
-
-    Attributes:
-        name (str): What is compared, e.g. ``'ecotta-source-lean /
-            tent-stock (saved bytes)'``.
-        ratio (float): The measured ratio.
-        bar (float): The largest ratio allowed.
-    """
-    name: str
-    ratio: float
-    bar: float
-
-    @property
-    def passed(self) -> bool:
-        """Whether ``ratio <= bar``."""
-        return self.ratio <= self.bar
-
-
-def _storage_key(t: Tensor) -> Tuple[str, int]:
-    return str(t.device), t.untyped_storage().data_ptr()
-
-
 class AnalyticCounter:
     """Count activations the paper's way over the forward passes it sees.
 
@@ -196,7 +167,7 @@ class AnalyticCounter:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.activation_bytes = 0
-        self._seen: Set[Tuple[str, int]] = set()
+        self._seen: Set[tuple] = set()
         self._handles: List[Any] = []
 
     def _hook(self, module: nn.Module, inputs: Tuple[Any, ...],
@@ -208,7 +179,7 @@ class AnalyticCounter:
         if trainable:
             if not inputs or not isinstance(inputs[0], Tensor):
                 return
-            key = _storage_key(inputs[0])
+            key = storage_key(inputs[0])
             if key not in self._seen:
                 self._seen.add(key)
                 self.activation_bytes += (
@@ -228,39 +199,32 @@ class AnalyticCounter:
         self._handles = []
 
 
-def method_config_of(cfg: Config, path: str = '<config>') -> Dict[str, Any]:
-    """The method config of a config's ``TestTimeAdaptationHook``.
+class RowSkipped(Exception):
+    """A variant that cannot be built; the message says why."""
 
-    Args:
-        cfg (Config): A TTA config.
-        path (str): Its file, for the error message.
 
-    Returns:
-        dict: A copy of ``method`` of the hook.
+def _has_frozen_norm_mode(cfg: Config) -> bool:
+    """Whether the model normalises its frozen BNs by a setting of its own.
 
-    Raises:
-        ValueError: If no ``TestTimeAdaptationHook`` is in ``custom_hooks``.
+    (A :class:`~mmseg_ecotta.models.segmentors.MetaEncoderDecoder`.)
     """
-    for hook in cfg.get('custom_hooks', None) or []:
-        if hook.get('type') == HOOK_TYPE:
-            return copy.deepcopy(dict(hook['method']))
-    raise ValueError(
-        f'{path} has no {HOOK_TYPE} in custom_hooks: give a TTA config, e.g. '
-        'configs/tent/tent_deeplabv3plus_r50-d8_1xb1-10rounds_'
-        'cityscapes2acdc-540x960.py')
+    return 'frozen_norm_mode' in cfg.model
 
 
-def _is_meta_model(cfg: Config) -> bool:
-    return cfg.model.get('type') == 'MetaEncoderDecoder'
+def _trains(name: str) -> bool:
+    """Whether the registered method ``name`` chooses parameters to train.
+    """
+    return TTA_METHODS.get(name).collect_params is not \
+        TTAMethod.collect_params
 
 
-def _expand(method: Dict[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:
+def _expand(method: Dict[str, Any],
+            frozen_norm_modes: bool) -> List[Tuple[str, Dict[str, Any]]]:
     """Row names and method configs for one config's method."""
-    name = method['type']
-    slug = name.lower()
-    if name not in LEAN_COMPARED or 'lean_backward' in method:
+    slug = method['type'].lower()
+    if not _trains(method['type']) or 'lean_backward' in method:
         return [(slug, method)]
-    if name == 'EcoTTA' and 'frozen_norm_mode' not in method:
+    if frozen_norm_modes and 'frozen_norm_mode' not in method:
         modes: Sequence[Optional[str]] = NORM_MODES
     else:
         modes = [method.get('frozen_norm_mode')]
@@ -302,17 +266,18 @@ def default_variants(
     plain_config: Optional[str] = None
     for path in configs:
         cfg = Config.fromfile(path)
-        method = method_config_of(cfg, path)
+        method = method_config(cfg, path)
         covered.add(method['type'])
-        if plain_config is None and not _is_meta_model(cfg):
+        meta = _has_frozen_norm_mode(cfg)
+        if plain_config is None and not meta:
             plain_config = path
-        for name, method_cfg in _expand(method):
+        for name, method_cfg in _expand(method, meta):
             variants.append(MemoryVariant(name, path, method_cfg))
     if plain_config is not None:
+        # A method that cannot adapt the plain model (one that needs meta
+        # networks) is skipped when measured (RowSkipped).
         for name in sorted(set(TTA_METHODS.module_dict) - covered):
-            if name == 'EcoTTA':
-                continue  # needs a meta model: give an EcoTTA config
-            for row, method_cfg in _expand(method_defaults(name)):
+            for row, method_cfg in _expand(method_defaults(name), False):
                 variants.append(MemoryVariant(row, plain_config, method_cfg))
     # Two configs of one method: keep the names unique.
     seen: Dict[str, int] = {}
@@ -333,32 +298,13 @@ def default_variants(
     ]
 
 
-def _build_model(config: str,
-                 frozen_norm_mode: Optional[str] = None) -> nn.Module:
-    """The config's model with random weights, in eval mode.
-
-    ``frozen_norm_mode``, when given, overrides the (meta) model's.
-
-    ``init_weights`` is skipped on purpose: memory and time do not depend
-    on the values, and PyTorch's default initialisation is random enough
-    to keep every activation finite.
-    """
-    init_default_scope('mmseg')
-    model_cfg = Config.fromfile(config).model
-    if frozen_norm_mode is not None:
-        model_cfg.frozen_norm_mode = frozen_norm_mode
-    model = MODELS.build(model_cfg)
-    # As mmengine's TestLoop leaves it (dropout off).
-    return model.eval()
-
-
 def _tensor_bytes(tensors: Sequence[Tensor],
-                  exclude: Optional[Set[Tuple[str, int]]] = None) -> int:
+                  exclude: Optional[Set[tuple]] = None) -> int:
     """Bytes of distinct storages among ``tensors``."""
     seen = set(exclude or ())
     total = 0
     for t in tensors:
-        key = _storage_key(t)
+        key = storage_key(t)
         if key not in seen:
             seen.add(key)
             total += t.untyped_storage().nbytes()
@@ -374,19 +320,11 @@ def _optimizer_state_bytes(method: TTAMethod) -> int:
     ])
 
 
-def _extra_copies(method: TTAMethod) -> List[nn.Module]:
-    """Networks other than the adapted model that the method holds."""
-    return [
-        v for v in vars(method).values()
-        if isinstance(v, nn.Module) and v is not method.model
-    ]
-
-
 def _extra_copy_params(method: TTAMethod) -> Tuple[int, int]:
     """(Parameter elements, parameter-and-buffer bytes) of extra copies."""
-    own = {_storage_key(t) for t in method.model.state_dict().values()}
+    own = {storage_key(t) for t in method.model.state_dict().values()}
     tensors, numel = [], 0
-    for net in _extra_copies(method):
+    for net in method.extra_networks:
         tensors += list(net.parameters()) + list(net.buffers())
         numel += sum(p.numel() for p in net.parameters())
     return numel, _tensor_bytes(tensors, exclude=own)
@@ -431,9 +369,18 @@ def measure_variant(variant: MemoryVariant,
         base = torch.cuda.memory_allocated(dev)
     method_cfg = copy.deepcopy(variant.method)
     # EcoTTA's frozen-BN variants are a model setting.
-    model = _build_model(variant.config,
-                         method_cfg.pop('frozen_norm_mode', None)).to(dev)
-    method = build_tta_method(method_cfg, model)
+    mode = method_cfg.pop('frozen_norm_mode', None)
+    overrides = {} if mode is None else dict(frozen_norm_mode=mode)
+    try:
+        # Random weights: memory and time do not depend on the values.
+        method = build_method(
+            Config.fromfile(variant.config), None, method_cfg, device,
+            **overrides)
+    except (FileNotFoundError, TypeError) as err:
+        # A data file the method config names is missing (e.g. EATA's
+        # Fisher file), or the method cannot adapt this model.
+        raise RowSkipped(str(err)) from err
+    model = method.model
     # A fresh recording: the base records the first adaptation step.
     method.measure_memory = True
     method.saved_tensors = None
@@ -561,118 +508,11 @@ def run_memory_report(
         try:
             row = measure_variant(variant, shape, batch, device, steps,
                                   max_step_seconds)
-        except FileNotFoundError as err:
-            # A data file the method config names (e.g. EATA's Fisher
-            # file) is missing: skip the row, keep the run.
+        except RowSkipped as err:
             logger.warning(f'memory report: skipped {variant.name}: {err}')
             continue
         rows.append(row)
-        logger.info(f'memory report: {variant.name}: {_row_summary(row)}')
+        logger.info(f'memory report: {variant.name}: {row_summary(row)}')
         if on_row is not None:
             on_row(rows)
     return rows
-
-
-def _row_summary(row: MemoryRow) -> str:
-    saved = '-' if row.saved_activation_bytes is None else (
-        f'{row.saved_activation_bytes / MIB:.1f}')
-    return (f'saved {saved} MiB, analytic '
-            f'{row.analytic_total_bytes / MIB:.1f} MiB, '
-            f'{row.seconds_per_step:.2f} s/step')
-
-
-def _mib(value: Optional[int]) -> str:
-    if value is None:
-        return '-'
-    # Two decimals below 10 MiB, so TENT's BN parameters are not 0.0.
-    return f'{value / MIB:.2f}' if value < 10 * MIB else f'{value / MIB:.1f}'
-
-
-TABLE_COLUMNS = (
-    ('variant', 'variant'),
-    ('trainable', 'trainable_param_bytes'),
-    ('frozen', 'frozen_param_bytes'),
-    ('optim. state', 'optimizer_state_bytes'),
-    ('extra copies', 'extra_copy_bytes'),
-    ('saved for backward', 'saved_activation_bytes'),
-    ('analytic act.', 'analytic_activation_bytes'),
-    ('analytic total', 'analytic_total_bytes'),
-    ('CUDA step peak', 'cuda_step_peak_bytes'),
-    ('CUDA inference peak', 'cuda_inference_peak_bytes'),
-    ('s/step', 'seconds_per_step'),
-)
-
-
-def format_markdown(rows: Sequence[MemoryRow]) -> str:
-    """A Markdown table of ``rows``, sizes in MiB.
-
-    Args:
-        rows (Sequence[MemoryRow]): Measured rows.
-
-    Returns:
-        str: The table, header included.
-    """
-    header = [title for title, _ in TABLE_COLUMNS]
-    lines = [
-        '| ' + ' | '.join(header) + ' |',
-        '|' + '|'.join(['---'] + ['--:'] * (len(header) - 1)) + '|'
-    ]
-    for row in rows:
-        cells = []
-        for _, attr in TABLE_COLUMNS:
-            value = getattr(row, attr)
-            if attr == 'variant':
-                cells.append(value)
-            elif attr == 'seconds_per_step':
-                mark = '' if row.timed_steps else ' (warm-up)'
-                steps = row.timed_steps + 1
-                if row.saved_activation_bytes is not None and (row.updates
-                                                               < steps):
-                    # A skipped update (non-finite loss, or EATA's filter
-                    # left no pixel) ran no backward: a shorter step.
-                    mark += f' ({row.updates}/{steps} updates)'
-                cells.append(f'{value:.2f}{mark}')
-            else:
-                cells.append(_mib(value))
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
-
-
-# Issue 6's bars: (numerator row, denominator row, field, largest ratio).
-BARS = tuple(
-    [(f'ecotta-{mode}-lean', 'tent-stock', 'saved_activation_bytes', 0.25)
-     for mode in ('source', 'batch_const')] +
-    [(f'ecotta-{mode}-lean', 'tent-lean', 'saved_activation_bytes', 0.5)
-     for mode in ('source', 'batch_const')] +
-    [(f'ecotta-{mode}-lean', f'ecotta-{mode}-stock', 'seconds_per_step', 1.3)
-     for mode in NORM_MODES])
-
-
-def check_bars(rows: Sequence[MemoryRow]) -> List[BarCheck]:
-    """Issue 6's ratios among ``rows``; bars whose rows are absent skip.
-
-    Args:
-        rows (Sequence[MemoryRow]): Measured rows.
-
-    Returns:
-        list[BarCheck]: One entry per bar whose two rows were measured.
-    """
-    by_name = {row.variant: row for row in rows}
-    checks = []
-    for num, den, attr, bar in BARS:
-        if num not in by_name or den not in by_name:
-            continue
-        a, b = getattr(by_name[num], attr), getattr(by_name[den], attr)
-        if a is None or not b:
-            continue
-        what = 'saved bytes' if attr.startswith('saved') else 'step time'
-        checks.append(BarCheck(f'{num} / {den} ({what})', a / b, bar))
-    return checks
-
-
-def rows_to_json(rows: Sequence[MemoryRow], **meta: Any) -> Dict[str, Any]:
-    """A JSON-ready dict of ``rows``, the bar checks and ``meta``."""
-    return dict(
-        meta,
-        rows=[asdict(row) for row in rows],
-        bars=[dict(asdict(c), passed=c.passed) for c in check_bars(rows)])

@@ -33,9 +33,9 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner
 from mmseg.registry import DATASETS, HOOKS
 
+from ..apis import build_runner, find_hook
 from ..engine import TestTimeAdaptationHook
 from ..utils import load_config
 
@@ -202,13 +202,12 @@ def run_soak(config: str,
     work_dir = work_dir or tempfile.mkdtemp(prefix='soak_')
     cfg = soak_config(config, checkpoint, steps, interval, work_dir,
                       cfg_options)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     start = time.perf_counter()
     runner.test()
     seconds = time.perf_counter() - start
-    hook = next(h for h in runner.hooks if isinstance(h, SoakMemoryHook))
-    tta = next(
-        h for h in runner.hooks if isinstance(h, TestTimeAdaptationHook))
+    hook = find_hook(runner, SoakMemoryHook)
+    tta = find_hook(runner, TestTimeAdaptationHook)
     samples, images = hook.samples, hook.images
 
     rss = memory_trend([s['step'] for s in samples],

@@ -1,12 +1,13 @@
-from .compare import MethodRun, run_methods
-
-__all__ = ['MethodRun', 'run_methods']
-
-# The project's benchmarks (tools/compare.py, run_main_job.py,
-# run_dev_benchmark.py).
 from .benchmarks import (compare_configs, run_config, run_dev_benchmark,
                          run_main_job)
+from .builder import (build_method, build_model, build_runner, find_hook,
+                      method_config, tta_hook_config, tta_test_config)
+from .compare import MethodRun, run_methods
+from .fisher import fisher_from_config
 
-__all__ += [
-    'compare_configs', 'run_config', 'run_dev_benchmark', 'run_main_job'
+__all__ = [
+    'build_method', 'build_model', 'build_runner', 'find_hook',
+    'method_config', 'tta_hook_config', 'tta_test_config', 'MethodRun',
+    'run_methods', 'fisher_from_config', 'compare_configs', 'run_config',
+    'run_dev_benchmark', 'run_main_job'
 ]

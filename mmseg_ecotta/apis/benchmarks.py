@@ -121,8 +121,9 @@ def method_runs(rows: List[Row], work_dir: str, eata_config: str,
     ``work_dir/eata_fisher.pth`` as ``tools/compute_fisher.py`` does.
     ``name`` makes a run's folder name from its label.
     """
-    from ..tta.fisher import fisher_from_config, save_fisher
+    from ..tta.fisher import save_fisher
     from ..utils import load_config
+    from .fisher import fisher_from_config
     fisher = osp.join(work_dir, 'eata_fisher.pth')
     eata = [f'custom_hooks.0.method.fisher_file={fisher}']
     if any(config == eata_config for _, config, _, _ in rows):

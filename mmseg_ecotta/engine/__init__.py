@@ -1,10 +1,13 @@
-from .adapted_model_export_hook import AdaptedModelExportHook, adapted_network
+from .adapted_model_export_hook import AdaptedModelExportHook
+from .source_checkpoint import check_checkpoint_fits, source_checkpoint
+from .stream import stream_segment
 from .stream_progress_hook import StreamProgressHook, format_progress
 from .stream_visualization_hook import StreamVisualizationHook
-from .tta_hook import TestTimeAdaptationHook, check_checkpoint_fits
+from .tta_hook import TestTimeAdaptationHook
+from .tta_results_hook import TTAResultsHook
 
 __all__ = [
-    'TestTimeAdaptationHook', 'check_checkpoint_fits',
-    'AdaptedModelExportHook', 'adapted_network', 'StreamProgressHook',
-    'format_progress', 'StreamVisualizationHook'
+    'TestTimeAdaptationHook', 'TTAResultsHook', 'check_checkpoint_fits',
+    'source_checkpoint', 'stream_segment', 'AdaptedModelExportHook',
+    'StreamProgressHook', 'format_progress', 'StreamVisualizationHook'
 ]

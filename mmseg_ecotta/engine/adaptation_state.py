@@ -9,7 +9,7 @@ stream depends on:
 
 - the method's state (:meth:`~mmseg_ecotta.tta.TTAMethod.state_dict`:
   adapted parameters, BN statistics, optimizer state, a teacher or moving
-  average where the method has one), its counters and accumulated time;
+  average where the method has one, its counters and accumulated time);
 - the RNG states (torch, CUDA, numpy, ``random``), so stochastic methods
   (CoTTA's restore) draw the same numbers after a resume;
 - the stream position (batches and samples consumed) and the current
@@ -27,6 +27,9 @@ as tensors), so it loads with torch's safe unpickler: a planted state file
 cannot run code (:mod:`mmseg_ecotta.safe_load`). On resume the test
 loop's dataloader is replaced by one over the same dataset that starts at
 the saved position (:func:`dataloader_from`).
+
+:class:`StreamCheckpoint` is the bookkeeping the hook delegates to: the
+stream position, when a state is due, writing it and resuming from it.
 """
 import glob
 import os
@@ -36,16 +39,20 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
+from mmengine.dist import get_world_size
 from torch.utils.data import DataLoader, Sampler
 
 from ..safe_load import load_file, save_plain
+from ..tta import TTAMethod
 from ..utils import atomic_write, check_torch_file
-from .run_identity import fingerprint_differences
+from .run_identity import (fingerprint_differences, removed_samples,
+                           resume_position, run_fingerprint)
 
 STATE_FILE = 'tta_state.pth'
 # Bumped when the layout of the state file changes (2: plain data only;
-# 3: run identity and sample-level position).
-STATE_VERSION = 3
+# 3: run identity and sample-level position; 4: the method's counters in
+# its state_dict).
+STATE_VERSION = 4
 
 
 def capture_rng_state() -> Dict[str, Any]:
@@ -254,3 +261,140 @@ def restore_metric_results(metrics: List[Any],
                          'resume with the same test_evaluator')
     for metric, saved in zip(metrics, results):
         metric.results = _tensors_to_numpy(list(saved))
+
+
+def check_sequential(loader: DataLoader) -> None:
+    """Raise unless ``loader`` visits its dataset in order.
+
+    Resuming by sample identity maps stream positions, which only a
+    sequential sampler keeps (the continual protocol is sequential).
+    """
+    if list(loader.sampler) != list(range(len(loader.dataset))):
+        raise ValueError(
+            'samples were removed from the stream since the state was saved, '
+            'and the test dataloader does not visit the stream in order '
+            "(e.g. sampler=dict(type='DefaultSampler', shuffle=True)): "
+            'resume with the samples restored, or start afresh in another '
+            '--work-dir')
+
+
+class StreamCheckpoint:
+    """The position in a stream, and the state file that continues it.
+
+    Args:
+        state_file (str): The state file's name in the work dir.
+        interval (int): Save every this many batches and at every domain
+            boundary; 0 never saves.
+    """
+
+    def __init__(self, state_file: str, interval: int) -> None:
+        if not isinstance(interval, int) or interval < 0:
+            raise ValueError(
+                f'checkpoint_interval={interval!r}: give a number of steps '
+                '>= 0 (0 disables the adaptation state)')
+        self.state_file = state_file
+        self.path: Optional[str] = None  # in the work dir, see start()
+        self.interval = interval
+        self.position = 0  # batches consumed
+        self.consumed = 0  # samples consumed
+        self.last_saved = 0
+        self.rng: Optional[dict] = None
+        self.fingerprint: Optional[dict] = None
+        self.removed: List[dict] = []  # samples removed at a resume
+
+    @property
+    def saving(self) -> bool:
+        """Whether states are written.
+
+        One process sees one shard of the stream and of the metric: the
+        state of a distributed run is not one file (not supported).
+        """
+        return self.interval > 0 and get_world_size() == 1
+
+    def start(self, runner, method_cfg: dict, episodic: bool,
+              model: torch.nn.Module, resume: bool) -> None:
+        """Fingerprint the run before adapting; clear interrupted writes.
+
+        Called before the method touches the model: the fingerprint holds
+        the weights the stream starts from.
+        """
+        self.path = osp.join(runner.work_dir, self.state_file)
+        loader = runner.test_loop.dataloader
+        if self.saving or resume:
+            self.fingerprint = run_fingerprint(runner.cfg, method_cfg,
+                                               episodic, model, loader.dataset,
+                                               loader.batch_size)
+        if self.saving:
+            # What a kill during a state write left (the state is intact).
+            for tmp in remove_stale_temporaries(self.path):
+                runner.logger.info(f'removed {tmp}, left by an interrupted '
+                                   'state write')
+
+    def due(self, boundary: bool) -> bool:
+        """Whether a state is written before the next batch."""
+        return self.saving and self.position > self.last_saved and (
+            boundary or self.position % self.interval == 0)
+
+    def advance(self, samples: int) -> None:
+        """Count a finished batch of ``samples`` samples."""
+        self.position += 1
+        self.consumed += samples
+        if self.saving:
+            # The RNG as the next batch starts: a state saved before that
+            # batch replays it from here.
+            self.rng = capture_rng_state()
+
+    def save(self, method: TTAMethod, segment: Optional[tuple],
+             metrics: List[Any]) -> None:
+        """Write everything the rest of the stream depends on."""
+        state = dict(
+            version=STATE_VERSION,
+            fingerprint=self.fingerprint,
+            position=self.position,
+            consumed=self.consumed,
+            removed_samples=self.removed,
+            segment=segment,
+            method=method.state_dict(),
+            rng=self.rng,
+            metric_results=metric_results(metrics))
+        save_state_atomic(state, self.path)
+        self.last_saved = self.position
+
+    def resume(self, runner, method: TTAMethod) -> tuple:
+        """Restore the saved state and start the test loop at its position.
+
+        Returns:
+            tuple: The ``(round, domain)`` the stream was in.
+        """
+        state = load_state(self.path, self.fingerprint)
+        method.load_state_dict(state['method'])
+        restore_metric_results(runner.test_evaluator.metrics,
+                               state['metric_results'])
+        segment = state['segment']
+        self.position = self.last_saved = state['position']
+        self.rng = state['rng']
+        restore_rng_state(state['rng'])
+        loop = runner.test_loop
+        saved = state['fingerprint']
+        removed = removed_samples(saved, self.fingerprint)
+        self.consumed = resume_position(saved, self.fingerprint,
+                                        state['consumed'])
+        if removed:
+            check_sequential(loop.dataloader)
+            runner.logger.warning(
+                f'resuming without {len(removed)} sample'
+                f"{'s' if len(removed) > 1 else ''} removed since the "
+                'state was saved (listed in the results as '
+                'removed_samples): ' +
+                ', '.join(f"{r['domain']}: {r['sample']}"
+                          for r in removed[:5]) +
+                (', ...' if len(removed) > 5 else ''))
+        self.removed = state['removed_samples'] + removed
+        # mmengine's TestLoop iterates its public ``dataloader`` after the
+        # before_test hooks: swap in one that starts at the position.
+        loop.dataloader = dataloader_from(loop.dataloader, self.consumed)
+        runner.logger.info(
+            f'resumed from {self.path} at batch {self.position} of '
+            f'{self.position + len(loop.dataloader)} (round '
+            f'{segment[0] + 1}, {segment[1]})')
+        return segment

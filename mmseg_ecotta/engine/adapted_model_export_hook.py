@@ -1,30 +1,18 @@
 """Save the adapted model as an ordinary mmseg checkpoint."""
 import os.path as osp
 from collections import OrderedDict
-from typing import Optional
 
-import torch.nn as nn
-from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
 from ..safe_load import save_plain
-from .tta_hook import TestTimeAdaptationHook, stream_segment
-
-
-def adapted_network(method) -> nn.Module:
-    """The network whose predictions a TTA method reports.
-
-    That is the adapted model itself, except for mean-teacher methods
-    (CoTTA), which predict with their EMA ``teacher``: the teacher is what
-    one would deploy. Both share the model's architecture and keys.
-    """
-    teacher = getattr(method, 'teacher', None)
-    return method.model if teacher is None else teacher
+from .source_checkpoint import source_checkpoint
+from .stream import StreamSegmentHook
+from .tta_hook import TestTimeAdaptationHook
 
 
 @HOOKS.register_module()
-class AdaptedModelExportHook(Hook):
+class AdaptedModelExportHook(StreamSegmentHook):
     """Export the adapted weights at the end of the stream.
 
     The file is ``{'state_dict': ..., 'meta': {...}}`` like any mmseg
@@ -51,19 +39,13 @@ class AdaptedModelExportHook(Hook):
     def __init__(self,
                  filename: str = 'adapted_final.pth',
                  every_domain: bool = False) -> None:
+        super().__init__()
         self.filename = filename
         self.every_domain = every_domain
-        self._segment: Optional[tuple] = None
 
-    def before_test_iter(self,
-                         runner,
-                         batch_idx: int,
-                         data_batch: dict = None) -> None:
-        segment = stream_segment(data_batch)
-        if segment != self._segment and self._segment is not None:
-            if self.every_domain:
-                self._export(runner, self._segment_file(self._segment))
-        self._segment = segment
+    def segment_ended(self, runner, segment: tuple) -> None:
+        if self.every_domain:
+            self._export(runner, self._segment_file(segment))
 
     def after_test_epoch(self, runner, metrics: dict = None) -> None:
         if self._segment is None:
@@ -85,7 +67,9 @@ class AdaptedModelExportHook(Hook):
                 'AdaptedModelExportHook needs a TestTimeAdaptationHook in '
                 "custom_hooks, e.g. dict(type='TestTimeAdaptationHook', "
                 "method=dict(type='Tent'))")
-        model = adapted_network(tta.method)
+        # The adapted model, or a mean teacher's EMA teacher (CoTTA): what
+        # one would deploy. Both share the model's architecture and keys.
+        model = tta.method.predicting_network
         if is_model_wrapper(model):
             model = model.module
         state_dict = OrderedDict(
@@ -100,7 +84,7 @@ class AdaptedModelExportHook(Hook):
                 domain=domain,
                 images=tta.method.images,
                 config=osp.basename(runner.cfg.filename or ''),
-                source_checkpoint=runner._load_from))
+                source_checkpoint=source_checkpoint(runner)))
         path = osp.join(runner.work_dir, filename)
         save_plain(dict(state_dict=state_dict, meta=meta), path)
         runner.logger.info(f'adapted model (after round {round_idx + 1} '

@@ -8,7 +8,7 @@ from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
 from ..evaluation import ContinualIoUMetric
-from .tta_hook import stream_segment
+from .stream import stream_segment
 
 
 def format_progress(done: int,

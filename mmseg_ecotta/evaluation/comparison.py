@@ -13,7 +13,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from .results import write_json_atomic
+from .results import format_score, write_json_atomic
 
 
 def load_results(path: str) -> dict:
@@ -93,7 +93,7 @@ def format_round_comparison(rows: List[dict], domains: Sequence[str]) -> str:
     for r in rows:
         for name, values in r['rounds'].items():
             cells = [r['method'], name.replace('round ', '')] + [
-                _fmt(values.get(d)) for d in list(domains) + ['mean']
+                format_score(values.get(d)) for d in list(domains) + ['mean']
             ]
             lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
@@ -102,10 +102,6 @@ def format_round_comparison(rows: List[dict], domains: Sequence[str]) -> str:
 def _percent(fraction) -> str:
     """Share of images updated, e.g. ``'12%'``; ``'-'`` when none apply."""
     return '-' if fraction is None else f'{100 * fraction:.0f}%'
-
-
-def _fmt(value) -> str:
-    return '-' if value is None or np.isnan(value) else f'{value:.1f}'
 
 
 def write_comparison(rows: List[dict], path: str) -> None:

@@ -115,15 +115,15 @@ def format_round_table(summary: dict, title: str = '') -> str:
     """CoTTA Table-5 layout: rows are rounds, columns domains and mean."""
     domains = summary['domains']
     header = ['Round'] + domains + ['Mean']
-    rows = [[name] + [_fmt(values.get(d))
-                      for d in domains] + [_fmt(values['mean'])]
+    rows = [[name] + [format_score(values.get(d))
+                      for d in domains] + [format_score(values['mean'])]
             for name, values in summary['table'].items()]
     rows.append(['All'] + [
-        _fmt(
+        format_score(
             _nanmean(
                 [s['mIoU'] for s in summary['segments'] if s['domain'] == d]))
         for d in domains
-    ] + [_fmt(summary['mean_mIoU'])])
+    ] + [format_score(summary['mean_mIoU'])])
     return _layout(header, rows, title)
 
 
@@ -140,7 +140,8 @@ def format_class_table(summary: dict, title: str = '') -> str:
                 if s['domain'] == d
             ]) for d in domains
         ]
-        rows.append([name] + [_fmt(v) for v in per_domain] + [_fmt(overall)])
+        rows.append([name] + [format_score(v)
+                              for v in per_domain] + [format_score(overall)])
     return _layout(header, rows, title)
 
 
@@ -156,7 +157,8 @@ def _layout(header: List[str], rows: List[List[str]], title: str) -> str:
     return '\n'.join(lines)
 
 
-def _fmt(value) -> str:
+def format_score(value) -> str:
+    """A score with one decimal; ``'-'`` for None or NaN (no pixels)."""
     return '-' if value is None or np.isnan(value) else f'{value:.1f}'
 
 

@@ -114,7 +114,8 @@ class _Saved:
         self.tensor = tensor
 
 
-def _storage_key(t: Tensor) -> _StorageKey:
+def storage_key(t: Tensor) -> _StorageKey:
+    """What identifies the memory ``t`` lives in: device, address, size."""
     storage = t.untyped_storage()
     return str(t.device), storage.data_ptr(), storage.nbytes()
 
@@ -141,7 +142,7 @@ class SavedTensorRecorder:
         self._weight_keys: Set[_StorageKey] = set()
         if module is not None:
             for t in list(module.parameters()) + list(module.buffers()):
-                self._weight_keys.add(_storage_key(t))
+                self._weight_keys.add(storage_key(t))
         self._hooks = torch.autograd.graph.saved_tensors_hooks(
             self._pack, self._unpack)
 
@@ -176,7 +177,7 @@ class SavedTensorRecorder:
             if saved is None:
                 continue
             t = saved.tensor
-            key = _storage_key(t)
+            key = storage_key(t)
             is_weight = (
                 isinstance(t, nn.Parameter) or key in self._weight_keys)
             kind = 'weight' if is_weight else 'activation'

@@ -25,7 +25,7 @@ DeepLabV3/V3+ image-pool branch at batch size 1, a 1x1 map) cannot
 estimate a variance; it falls back to the stored statistics instead of
 raising "Expected more than 1 value per channel".
 """
-from typing import Callable, Optional
+from typing import Callable, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -113,3 +113,14 @@ def set_norm_mode(module: nn.Module, norm_mode: str) -> None:
     for m in module.modules():
         if isinstance(m, TTABatchNorm2d):
             m.norm_mode = norm_mode
+
+
+def norm_affine_params(model: nn.Module) -> List[Tuple[str, nn.Parameter]]:
+    """Named scale and shift of every :class:`TTABatchNorm2d` in ``model``.
+
+    Tent's choice of parameters to adapt (and CoTTA's ``trainable='bn'``),
+    named as in ``model.named_parameters()``.
+    """
+    return [(f'{name}.{pname}', p) for name, m in model.named_modules()
+            if isinstance(m, TTABatchNorm2d)
+            for pname, p in m.named_parameters(recurse=False)]

@@ -27,9 +27,9 @@ def self_distillation_loss(pairs: Sequence[Tuple[Tensor, Tensor]]) -> Tensor:
         Tensor: Scalar loss.
     """
     if not pairs:
-        raise ValueError('no partition outputs were recorded: the backbone '
-                         'must be a MetaResNet with '
-                         'record_partition_outputs=True')
+        raise ValueError('no partition outputs were recorded: run the '
+                         'forward of a MetaResNet inside its '
+                         'recording_partitions() block')
     for k, (adapted, frozen) in enumerate(pairs):
         # l1_loss would broadcast mismatched shapes (with only a warning).
         if (not isinstance(adapted, Tensor) or not isinstance(frozen, Tensor)

@@ -21,6 +21,8 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+from .noise import smooth_noise
+
 # Cityscapes trainIds (19 evaluation classes, 255 = ignore).
 CLASSES: Tuple[str,
                ...] = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole',
@@ -132,16 +134,6 @@ class _Camera:
     def scale(self, z: float) -> float:
         """Pixels per metre for a fronto-parallel object at depth z."""
         return self.focal / z
-
-
-def _smooth_noise(rng: np.random.Generator, height: int, width: int,
-                  cell: float) -> np.ndarray:
-    """Value noise in ``[0, 1]`` with features about ``cell`` px large."""
-    gh = max(2, int(np.ceil(height / cell)) + 1)
-    gw = max(2, int(np.ceil(width / cell)) + 1)
-    grid = rng.random((gh, gw)).astype(np.float32)
-    return cv2.resize(
-        grid, (width, height), interpolation=cv2.INTER_CUBIC).clip(0.0, 1.0)
 
 
 def _poly_mask(shape: Tuple[int, int], pts: np.ndarray) -> np.ndarray:
@@ -301,7 +293,7 @@ class _SceneRenderer:
         t = (self.rows / max(self.cam.horizon, 1.0)).clip(0, 1)[:, None]
         grad = top[None] * (1 - t) + low[None] * t
         img = np.repeat(grad[:, None, :], self.w, axis=1)
-        cloud = _smooth_noise(rng, self.h, self.w, self.w / 6)
+        cloud = smooth_noise(rng, self.h, self.w, self.w / 6)
         cover = rng.uniform(0.3, 0.8)
         cmask = ((cloud - cover) / (1 - cover)).clip(0, 1)[..., None]
         img = img * (1 - cmask) + 0.92 * cmask
@@ -333,8 +325,8 @@ class _SceneRenderer:
         grass_r = right & outer & (self.grass_w[1] > 0)
         grass = grass_l | grass_r
         walk = walk | (outer & ~grass)
-        fine = _smooth_noise(rng, self.h, self.w, 2.0)
-        coarse = _smooth_noise(rng, self.h, self.w, self.w / 8)
+        fine = smooth_noise(rng, self.h, self.w, 2.0)
+        coarse = smooth_noise(rng, self.h, self.w, self.w / 8)
         # Road: dark asphalt with lane markings (labelled road, as in
         # Cityscapes) and coarse patches of repairs / tyre wear.
         asphalt = self.tint(
@@ -414,10 +406,10 @@ class _SceneRenderer:
                 # Gap between buildings: a hedge/tree line behind it.
                 top = rng.uniform(2.0, 7.0)
                 mask, y = self._plane_region(z_col, z, z1, 0.0, top)
-                rag = _smooth_noise(rng, self.h, self.w, 3.0)
+                rag = smooth_noise(rng, self.h, self.w, 3.0)
                 mask &= y < top * (0.7 + 0.3 * rag)
                 leaf = self.tint(_jitter(rng, (0.2, 0.35, 0.12), 0.15))
-                tex = 0.6 + 0.7 * _smooth_noise(rng, self.h, self.w, 1.5)
+                tex = 0.6 + 0.7 * smooth_noise(rng, self.h, self.w, 1.5)
                 self.canvas.paint(mask, VEGETATION, depth, leaf * light, tex)
             else:
                 self._building(z_col, depth, z, z1, light)
@@ -444,7 +436,7 @@ class _SceneRenderer:
                 self.canvas.paint(mask, FENCE, dep, col * light, tex)
             else:
                 col = self.tint(_jitter(rng, (0.62, 0.58, 0.52), 0.15))
-                tex = 0.85 + 0.3 * _smooth_noise(rng, self.h, self.w, 4.0)
+                tex = 0.85 + 0.3 * smooth_noise(rng, self.h, self.w, 4.0)
                 self.canvas.paint(mask, WALL, dep, col * light, tex)
 
     def _plane_depth(self, xw: float) -> np.ndarray:
@@ -465,7 +457,7 @@ class _SceneRenderer:
             return
         base = self.tint(
             _jitter(rng, _FACADE_COLORS[rng.integers(len(_FACADE_COLORS))]))
-        fine = _smooth_noise(rng, self.h, self.w, 2.0)
+        fine = smooth_noise(rng, self.h, self.w, 2.0)
         tex = 0.85 + 0.25 * fine
         img = np.broadcast_to(base * light, (self.h, self.w, 3)).copy()
         # Window grid: u runs along the street, v is the height.
@@ -513,8 +505,7 @@ class _SceneRenderer:
             crown |= _ellipse_mask(self.shape, cx, cy, rr, rr * 0.9)
         bark = self.tint(_jitter(rng, (0.3, 0.22, 0.15)))
         leaf = self.tint(_jitter(rng, (0.18, 0.38, 0.12), 0.15))
-        tex = 0.55 + 0.8 * _smooth_noise(rng, self.h, self.w, max(
-            1.0, 0.4 * s))
+        tex = 0.55 + 0.8 * smooth_noise(rng, self.h, self.w, max(1.0, 0.4 * s))
         self.canvas.paint(trunk, VEGETATION, z, bark)
         self.canvas.paint(crown, VEGETATION, z, leaf, tex)
         self.add_instance(VEGETATION, z, [trunk, crown])
@@ -671,6 +662,25 @@ class _SceneRenderer:
         self.add_instance(label, z, wheels + [bmask])
         self.add_instance(RIDER, z - 0.3, rider + [lmask])
 
+    def _paint_wheels(self, x0: float, x1: float, row: float, w: float,
+                      s: float, height: float, reach: float, label: int,
+                      z: float) -> List[np.ndarray]:
+        """Paint a vehicle's two dark wheels; return their masks.
+
+        Each wheel spans ``0.05 .. reach`` of the vehicle width ``w`` (m)
+        in from its end (``x0``, ``x1``) and ``height`` m up from ``row``;
+        ``s`` is the scale in px per m.
+        """
+        wheels = [
+            _rect_mask(self.shape, x0 + 0.05 * w * s, row - height * s,
+                       x0 + reach * w * s, row),
+            _rect_mask(self.shape, x1 - reach * w * s, row - height * s,
+                       x1 - 0.05 * w * s, row)
+        ]
+        for m in wheels:
+            self.canvas.paint(m, label, z, (0.05, 0.05, 0.05))
+        return wheels
+
     def draw_vehicle(self, x: float, z: float, label: int) -> None:
         """Rear view of a car, truck, bus or tram."""
         rng = self.rng
@@ -703,15 +713,7 @@ class _SceneRenderer:
                           [x1 - 0.2 * w * s, row - h * s],
                           [x0 + 0.2 * w * s, row - h * s]]))
             masks += [body, cabin]
-            wheels = [
-                _rect_mask(self.shape, x0 + 0.05 * w * s, row - 0.3 * s,
-                           x0 + 0.22 * w * s, row),
-                _rect_mask(self.shape, x1 - 0.22 * w * s, row - 0.3 * s,
-                           x1 - 0.05 * w * s, row)
-            ]
-            for m in wheels:
-                self.canvas.paint(m, label, z, (0.05, 0.05, 0.05))
-            masks += wheels
+            masks += self._paint_wheels(x0, x1, row, w, s, 0.3, 0.22, label, z)
             self.canvas.paint(body, label, z, body_c * light)
             self.canvas.paint(cabin, label, z, body_c * light * 0.95)
             window = _poly_mask(
@@ -732,16 +734,8 @@ class _SceneRenderer:
         else:
             body = _rect_mask(self.shape, x0, row - h * s, x1, row - 0.2 * s)
             masks.append(body)
-            tex = 0.9 + 0.15 * _smooth_noise(rng, self.h, self.w, 3.0)
-            wheels = [
-                _rect_mask(self.shape, x0 + 0.05 * w * s, row - 0.4 * s,
-                           x0 + 0.2 * w * s, row),
-                _rect_mask(self.shape, x1 - 0.2 * w * s, row - 0.4 * s,
-                           x1 - 0.05 * w * s, row)
-            ]
-            for m in wheels:
-                self.canvas.paint(m, label, z, (0.05, 0.05, 0.05))
-            masks += wheels
+            tex = 0.9 + 0.15 * smooth_noise(rng, self.h, self.w, 3.0)
+            masks += self._paint_wheels(x0, x1, row, w, s, 0.4, 0.2, label, z)
             self.canvas.paint(body, label, z, body_c * light, tex)
             if label in (BUS, TRAIN):
                 win = _rect_mask(self.shape, x0 + 0.08 * w * s,

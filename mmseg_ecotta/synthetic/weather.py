@@ -22,6 +22,8 @@ from typing import Callable, Dict, Tuple
 import cv2
 import numpy as np
 
+from .noise import smooth_noise
+
 CONDITIONS: Tuple[str, ...] = ('fog', 'night', 'rain', 'snow')
 
 # Display gamma used to go between 8-bit values and linear radiance.
@@ -189,16 +191,6 @@ def ground_mask(depth: np.ndarray) -> np.ndarray:
     return ground.astype(np.float32)
 
 
-def _smooth_noise(rng: np.random.Generator, height: int, width: int,
-                  cell: float) -> np.ndarray:
-    """Value noise in ``[0, 1]`` with features about ``cell`` px large."""
-    gh = max(2, int(np.ceil(height / cell)) + 1)
-    gw = max(2, int(np.ceil(width / cell)) + 1)
-    grid = rng.random((gh, gw)).astype(np.float32)
-    return cv2.resize(
-        grid, (width, height), interpolation=cv2.INTER_CUBIC).clip(0.0, 1.0)
-
-
 def _count(density_per_100k: float, height: int, width: int,
            rng: np.random.Generator) -> int:
     """Poisson number of particles for an area density."""
@@ -345,8 +337,8 @@ def snow(image: np.ndarray, depth: np.ndarray,
     # being defined in image space, good enough at this resolution).
     ground = ground_mask(depth)
     cover_frac = rng.uniform(*SNOW_COVER_RANGE)
-    patt = _smooth_noise(rng, h, w, max(4.0, w / 10))
-    patt = 0.8 * patt + 0.2 * _smooth_noise(rng, h, w, 3.0)
+    patt = smooth_noise(rng, h, w, max(4.0, w / 10))
+    patt = 0.8 * patt + 0.2 * smooth_noise(rng, h, w, 3.0)
     thr = np.quantile(patt, 1.0 - cover_frac)
     cover = ((patt - thr) / 0.25 + 0.5).clip(0, 1) * ground
     # Cover mixes the surface towards the snow radiance (bluish white

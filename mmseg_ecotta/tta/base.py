@@ -14,6 +14,19 @@ weights is undone, see :mod:`~mmseg_ecotta.tta.step_guard`), memory and
 time accounting, and the online protocol (the scored prediction comes from the
 same forward pass that produces the loss: predict, then update).
 
+The loss says what it needs: :meth:`TTAMethod.loss` gets the logits, the
+normalised batch and, as keywords, whatever else :meth:`TTAMethod.forward`
+returned (EcoTTA's partition outputs, CoTTA's pseudo-label), and returns
+``None`` to skip the update (EATA's filters). Nothing passes between calls
+on the side.
+
+**Constructor order.** :meth:`TTAMethod.__init__` calls the decisions
+(``configure_norms``, ``collect_params``) and takes the reset snapshot
+(``state_dict``), so a subclass sets every attribute those read (its
+settings, and copies of the source model such as CoTTA's teacher) *before*
+calling ``super().__init__``, and what needs the collected parameters
+(``named_params``) after it.
+
 Train/eval mode is deliberately *not* one of the decisions: mmengine's
 test loop calls ``model.eval()`` after the hooks ran, and dropout should
 stay off while predicting. BN behaviour is set per layer by
@@ -117,6 +130,7 @@ class TTAMethod:
         self._nonfinite_streak = 0
         self._guard: Optional[StepGuard] = None  # built at the first step
         self._snapshot = self.state_dict()
+        del self._snapshot['counters']  # a reset keeps counting
 
     # --- the three decisions -------------------------------------------
     def configure_norms(self, model: nn.Module) -> None:
@@ -126,8 +140,20 @@ class TTAMethod:
         """Decide which parameters adapt. Default: none."""
         return []
 
-    def loss(self, logits: Tensor) -> Tensor:
-        """Adaptation loss of one batch's decoder logits (N, C, H, W)."""
+    def loss(self, logits: Tensor, inputs: Tensor,
+             **outputs: Any) -> Optional[Tensor]:
+        """Adaptation loss of one batch.
+
+        Args:
+            logits (Tensor): Decoder logits of :meth:`forward`,
+                shape (N, C, h, w).
+            inputs (Tensor): The normalised batch, shape (N, 3, H, W).
+            **outputs: The other outputs of :meth:`forward`, by name.
+
+        Returns:
+            Tensor | None: Scalar loss, or None to take no step on this
+            batch (not even the optimizer's momentum moves the weights).
+        """
         raise NotImplementedError(
             f'{type(self).__name__} trains parameters but defines no loss')
 
@@ -141,18 +167,46 @@ class TTAMethod:
         return {}
 
     @property
+    def predicting_network(self) -> nn.Module:
+        """The network whose predictions the method reports (and deploys).
+
+        The adapted model; a mean-teacher method's teacher.
+        """
+        return self.model
+
+    @property
+    def extra_networks(self) -> List[nn.Module]:
+        """Networks the method holds besides the adapted model (copies)."""
+        return []
+
+    @property
     def num_trainable_params(self) -> int:
         """Number of parameter elements the optimizer updates."""
         return sum(p.numel() for _, p in self.named_params)
 
     def state_dict(self) -> Dict[str, Any]:
-        """Everything adaptation changes: model and optimizer state.
+        """Everything adaptation changes: model, optimizer and counters.
 
         Of the model, only the parameters the optimizer updates and the
         buffers are kept: frozen weights never change (the generic method
         tests assert it bit for bit), so a snapshot of R50 EcoTTA holds its
-        meta networks, not a second copy of the whole network.
+        meta networks, not a second copy of the whole network. ``counters``
+        (:meth:`counters`) is what a resumed run continues counting from;
+        a reset restores the rest and keeps counting.
         """
+        return dict(self._adapted_state(), counters=self.counters())
+
+    def counters(self) -> Dict[str, Any]:
+        """Steps, updates and skips, time, images, the memory record."""
+        return dict(
+            stats=dict(self.stats),
+            seconds=self.seconds,
+            images=self.images,
+            saved_tensors=self.saved_tensors.to_dict()
+            if self.saved_tensors else None)
+
+    def _adapted_state(self) -> Dict[str, Any]:
+        """Model and optimizer state: what :meth:`reset` restores."""
         mutable = {n for n, _ in self.named_params}
         mutable |= {n for n, _ in self.model.named_buffers()}
         model_state = {
@@ -185,9 +239,20 @@ class TTAMethod:
                            'another model or method')
         if self.optimizer is not None:
             self.optimizer.load_state_dict(copy.deepcopy(state['optimizer']))
+        counters = state.get('counters')
+        if counters is not None:
+            self.stats.update(counters['stats'])
+            self.seconds = counters['seconds']
+            self.images = counters['images']
+            saved = counters['saved_tensors']
+            self.saved_tensors = None if saved is None else \
+                SavedTensorReport.from_dict(saved)
 
     def reset(self) -> None:
-        """Return to the state right after construction (episodic TTA)."""
+        """Return to the state right after construction (episodic TTA).
+
+        The counters keep counting: the snapshot holds none.
+        """
         self.load_state_dict(self._snapshot)
         self.stats['resets'] += 1
 
@@ -199,6 +264,23 @@ class TTAMethod:
         """
         return self.model.decode_head(self.model.extract_feat(inputs))
 
+    def forward(self, inputs: Tensor) -> Tuple[Tensor, Dict[str, Any]]:
+        """The adaptation forward: logits and what else the loss takes.
+
+        Default: :meth:`decode` alone. A method whose :meth:`loss` needs
+        more of the same pass (EcoTTA's partition outputs) or a target
+        computed before it (CoTTA's pseudo-label) returns it here, under
+        the keyword :meth:`loss` takes it by.
+
+        Args:
+            inputs (Tensor): Normalised images, shape (N, 3, H, W).
+
+        Returns:
+            tuple[Tensor, dict]: Decoder logits (N, C, h, w) and the
+            other outputs by name.
+        """
+        return self.decode(inputs), {}
+
     def forward_and_adapt(self, inputs: Tensor) -> Tensor:
         """One forward; if the method trains, one backward and one update.
 
@@ -209,31 +291,65 @@ class TTAMethod:
             inputs (Tensor): Normalised images, shape (N, 3, H, W).
 
         Returns:
-            Tensor: Detached decoder logits of that same forward.
+            Tensor: The scored prediction (:meth:`prediction`), by default
+            the detached decoder logits of that same forward.
         """
         if self.optimizer is None:
             with torch.no_grad():
                 return self.decode(inputs)
         record = self.measure_memory and self.saved_tensors is None
+        restorations = self._restorations()
         # mmengine runs test iterations under no_grad: re-enable it here.
         with torch.enable_grad():
             if record:
                 with SavedTensorRecorder(self.model) as recorder:
-                    logits = self.decode(inputs)
-                    loss = self.loss(logits)
+                    logits, outputs = self.forward(inputs)
+                    loss = self.loss(logits, inputs, **outputs)
                 self.saved_tensors = recorder.report()
             else:
-                logits = self.decode(inputs)
-                loss = self.loss(logits)
+                logits, outputs = self.forward(inputs)
+                loss = self.loss(logits, inputs, **outputs)
             if bool(torch.isfinite(logits).all()):
                 # The weights of the last update gave a finite forward:
                 # that update is no longer a candidate to undo.
                 self.guard.discard()
-                self.update(loss)
+                if loss is None:
+                    self._skip()
+                else:
+                    self.update(loss)
             else:
                 logits = self.recover(inputs, logits)
         self.after_update(inputs, logits)
-        return logits.detach()
+        restored = self._restorations() != restorations
+        return self.prediction(inputs, logits.detach(), restored, **outputs)
+
+    def prediction(self, inputs: Tensor, logits: Tensor, restored: bool,
+                   **outputs: Any) -> Tensor:
+        """The prediction scored for this batch; default: ``logits``.
+
+        Args:
+            inputs (Tensor): The batch, shape (N, 3, H, W).
+            logits (Tensor): Detached decoder logits of the adaptation
+                forward (or of :meth:`recover`), (N, C, h, w).
+            restored (bool): Whether this step undid an update or reset
+                the weights (a prediction made before that is stale).
+            **outputs: The other outputs of :meth:`forward`.
+
+        Returns:
+            Tensor: Logits or log-probabilities, (N, C, h, w) or at the
+            input resolution.
+        """
+        return logits
+
+    def _restorations(self) -> int:
+        """How often the weights were put back (undone or reset)."""
+        return self.stats['undone_updates'] + self.stats['nonfinite_resets']
+
+    def _skip(self) -> None:
+        """Count a step the loss declined (it returned None)."""
+        self.stats['steps'] += 1
+        self.stats['skipped_filtered'] = self.stats.get('skipped_filtered',
+                                                        0) + 1
 
     def update(self, loss: Tensor) -> None:
         """Backward and step; skip or undo a step that is not finite.

@@ -17,7 +17,7 @@ from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
 from torch import Tensor
 
-from ..models.norm import TTABatchNorm2d, convert_batchnorms
+from ..models.norm import convert_batchnorms, norm_affine_params
 from ..registry import TTA_METHODS
 from .base import NamedParams, TTAMethod
 from .losses import hard_label_cross_entropy, soft_label_cross_entropy
@@ -137,7 +137,6 @@ class CoTTA(TTAMethod):
         # Source copies, taken before the student is touched.
         self.teacher = self._frozen_copy(model)
         self.anchor = self._frozen_copy(model)
-        self._pseudo_label: Tensor = None
         super().__init__(model, optimizer=optimizer, **kwargs)
         teacher_params = dict(self.teacher.named_parameters())
         anchor_params = dict(self.anchor.named_parameters())
@@ -169,10 +168,7 @@ class CoTTA(TTAMethod):
         if self.trainable == 'all':
             return named
         if self.trainable == 'bn':
-            return [(f'{name}.{pname}', p)
-                    for name, m in model.named_modules()
-                    if isinstance(m, TTABatchNorm2d)
-                    for pname, p in m.named_parameters(recurse=False)]
+            return norm_affine_params(model)
         if isinstance(self.trainable, str):
             raise ValueError(
                 f"trainable={self.trainable!r}: use 'all', 'bn' or a list "
@@ -185,11 +181,20 @@ class CoTTA(TTAMethod):
                 f'start with {sorted({n.split(".")[0] for n, _ in named})}')
         return chosen
 
-    def loss(self, logits: Tensor) -> Tensor:
+    def forward(self, inputs: Tensor) -> Tuple[Tensor, Dict[str, Any]]:
+        """The teacher's pseudo-label first, then the student's logits."""
+        with torch.no_grad():
+            pseudo_label = self.teacher_prediction(inputs)
+        return self.decode(inputs), dict(pseudo_label=pseudo_label)
+
+    def loss(self, logits: Tensor, inputs: Tensor,
+             pseudo_label: Tensor) -> Tensor:
         """Cross-entropy of the student to the pseudo-label.
 
         Args:
             logits (Tensor): The student's decoder logits, (N, C, h, w).
+            inputs (Tensor): The batch (unused).
+            pseudo_label (Tensor): :meth:`teacher_prediction` of the batch.
 
         Returns:
             Tensor: Scalar loss: to the argmax of the pseudo-label at its
@@ -199,8 +204,8 @@ class CoTTA(TTAMethod):
             ``softmax_entropy(x, x_ema)``).
         """
         if self.label_kind == 'soft':
-            return soft_label_cross_entropy(logits, self._pseudo_label)
-        labels = self._pseudo_label.argmax(dim=1)  # (N, H, W)
+            return soft_label_cross_entropy(logits, pseudo_label)
+        labels = pseudo_label.argmax(dim=1)  # (N, H, W)
         logits = resize(
             logits,
             size=labels.shape[1:],
@@ -259,25 +264,30 @@ class CoTTA(TTAMethod):
         unsure = (confidence < self.anchor_threshold)[:, None]
         return torch.where(unsure, average, plain.softmax(dim=1))
 
-    def forward_and_adapt(self, inputs: Tensor) -> Tensor:
-        """Teacher and anchor predict, the student adapts to them.
+    def prediction(self, inputs: Tensor, logits: Tensor, restored: bool,
+                   pseudo_label: Tensor) -> Tensor:
+        """Log-probabilities of the pseudo-label (CoTTA scores the teacher).
 
         Returns:
-            Tensor: Log-probabilities of the pseudo-label (the scored
-            prediction), shape as :meth:`teacher_prediction`'s.
+            Tensor: Shape as :meth:`teacher_prediction`'s.
         """
-        with torch.no_grad():
-            self._pseudo_label = self.teacher_prediction(inputs)
-        changes = self.stats['undone_updates'] + self.stats['nonfinite_resets']
-        super().forward_and_adapt(inputs)
-        if self.stats['undone_updates'] + self.stats[
-                'nonfinite_resets'] != changes:
+        if restored:
             # The teacher came back with the student (guarded_tensors):
             # predict with the restored one.
             with torch.no_grad():
-                self._pseudo_label = self.teacher_prediction(inputs)
-        tiny = torch.finfo(self._pseudo_label.dtype).tiny
-        return self._pseudo_label.clamp_min(tiny).log()
+                pseudo_label = self.teacher_prediction(inputs)
+        tiny = torch.finfo(pseudo_label.dtype).tiny
+        return pseudo_label.clamp_min(tiny).log()
+
+    @property
+    def predicting_network(self) -> nn.Module:
+        """The EMA teacher: what CoTTA predicts with and one would deploy."""
+        return self.teacher
+
+    @property
+    def extra_networks(self) -> List[nn.Module]:
+        """The teacher and the anchor: two more copies of the network."""
+        return [self.teacher, self.anchor]
 
     def guarded_tensors(self) -> List[Tensor]:
         """The student's trainable parameters and the teacher's copies.

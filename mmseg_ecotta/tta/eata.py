@@ -68,9 +68,10 @@ class EATA(Tent):
     pixels' softmax is ``< epsilon`` (Eq. 7; ``redundancy='pixel'``). With
     ``redundancy='image'`` the test of Eq. 7 is made once per image, on its
     pixel-averaged softmax, and selects all reliable pixels of a novel
-    image. When no pixel is selected the step is skipped altogether (EATA
-    calls no backward then): not even the optimizer's momentum moves the
-    weights; ``stats['skipped_filtered']`` counts those steps.
+    image. When no pixel is selected the loss is None and the step is
+    skipped altogether (EATA calls no backward then): not even the
+    optimizer's momentum moves the weights; ``stats['skipped_filtered']``
+    counts those steps.
 
     With ``fisher_file=None`` this is EATA's "ETA" variant (filters and
     weights, no anti-forgetting regulariser).
@@ -126,7 +127,6 @@ class EATA(Tent):
         self.fisher_alpha = fisher_alpha
         # Moving average of the selected samples' softmax, (C, ).
         self.average_prediction: Optional[Tensor] = None
-        self._num_selected = 0
         super().__init__(model, optimizer=optimizer, **kwargs)
         self.stats['skipped_filtered'] = 0
         # theta0 of Eq. 9: the weights as loaded (the hook builds the
@@ -140,16 +140,19 @@ class EATA(Tent):
     # configure_norms and collect_params: TENT's (batch statistics, BN
     # scale and shift), which EATA builds on.
 
-    def loss(self, logits: Tensor) -> Tensor:
+    def loss(self, logits: Tensor, inputs: Tensor) -> Optional[Tensor]:
         """Re-weighted entropy of the selected pixels, plus the Fisher term.
 
         Also advances the moving average with the selected samples.
 
         Args:
             logits (Tensor): Decoder logits, shape (N, C, h, w).
+            inputs (Tensor): The batch (unused).
 
         Returns:
-            Tensor: Scalar loss.
+            Tensor | None: Scalar loss; None when no pixel was selected
+            (no step: a zero loss would still let Adam's momentum move
+            the weights).
         """
         entropy = entropy_map(logits)  # (N, h, w)
         reliable = entropy < self.threshold  # Eq. 6
@@ -166,9 +169,8 @@ class EATA(Tent):
                 1)
             self._update_average(image_probs[novel])
             selected = reliable & novel[:, None, None]
-        self._num_selected = int(selected.sum())
-        if self._num_selected == 0:  # no step follows, see update()
-            return entropy.sum() * 0.0
+        if not selected.any():
+            return None
         # 1 / exp(H - E0), a constant weight (Eq. 8; detached in EATA).
         weight = torch.exp(self.threshold - entropy.detach())
         loss = (entropy * weight)[selected].mean()
@@ -205,17 +207,6 @@ class EATA(Tent):
             m = self.average_momentum
             self.average_prediction = (1 - m) * self.average_prediction \
                 + m * new
-
-    def update(self, loss: Tensor) -> None:
-        """Step only when some pixel was selected (exactly no update else).
-
-        A zero loss would still let Adam's momentum move the weights.
-        """
-        if self._num_selected > 0:
-            super().update(loss)
-            return
-        self.stats['steps'] += 1
-        self.stats['skipped_filtered'] += 1
 
     def state_dict(self) -> Dict[str, Any]:
         """Model, optimizer and the moving average of predictions."""

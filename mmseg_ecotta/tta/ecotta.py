@@ -3,11 +3,12 @@
 Song et al., EcoTTA: Memory-Efficient Continual Test-time Adaptation via
 Self-distilled Regularization, CVPR 2023 (https://arxiv.org/abs/2303.01904)
 """
-from typing import Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch.nn as nn
 from torch import Tensor
 
+from ..models.backbones.meta_resnet import PartitionPairs
 from ..models.norm import check_norm_mode, convert_batchnorms
 from ..models.segmentors import is_meta_name
 from ..registry import TTA_METHODS
@@ -78,8 +79,6 @@ class EcoTTA(TTAMethod):
         self.threshold = entropy_threshold(model.num_classes, e0_factor)
         super().__init__(
             model, optimizer=optimizer, lean_backward=lean_backward, **kwargs)
-        model.backbone.record_partition_outputs = True
-        model.backbone.detach_recorded_inputs = per_partition_regulariser
 
     @property
     def frozen_norm_mode(self) -> str:
@@ -106,8 +105,22 @@ class EcoTTA(TTAMethod):
         """Meta-network parameters only; the original network is frozen."""
         return [(n, p) for n, p in model.named_parameters() if is_meta_name(n)]
 
-    def loss(self, logits: Tensor) -> Tensor:
-        """Confident-pixel entropy plus the self-distilled regulariser."""
-        pairs = self.model.backbone.pop_partition_outputs()
+    def forward(self, inputs: Tensor) -> Tuple[Tensor, Dict[str, Any]]:
+        """Logits and, of the same pass, each partition's two outputs."""
+        with self.model.backbone.recording_partitions(
+                self.per_partition_regulariser) as partitions:
+            logits = self.decode(inputs)
+        return logits, dict(partitions=partitions)
+
+    def loss(self, logits: Tensor, inputs: Tensor,
+             partitions: PartitionPairs) -> Tensor:
+        """Confident-pixel entropy plus the self-distilled regulariser.
+
+        Args:
+            logits (Tensor): Decoder logits, shape (N, C, h, w).
+            inputs (Tensor): The batch (unused).
+            partitions (PartitionPairs): ``(adapted, frozen)`` output per
+                partition, of the forward that gave ``logits``.
+        """
         return (confident_entropy_loss(logits, self.threshold) +
-                self.reg_weight * self_distillation_loss(pairs))
+                self.reg_weight * self_distillation_loss(partitions))

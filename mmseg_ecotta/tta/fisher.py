@@ -9,9 +9,10 @@ the Fisher is the *squared gradient of each batch's mean loss* (batches of
 squared mean of 64 gradients is not a mean of 64 squares), and EATA's
 beta = 2000 was set for this scale, so the batch size is kept.
 
-A Fisher file is written by ``tools/compute_fisher.py`` with
-:func:`save_fisher` and read by :class:`~mmseg_ecotta.tta.eata.EATA`
-with :func:`load_fisher`::
+A Fisher file is written by ``tools/compute_fisher.py``
+(:func:`mmseg_ecotta.apis.fisher_from_config`) with :func:`save_fisher`
+and read by :class:`~mmseg_ecotta.tta.eata.EATA` with
+:func:`load_fisher`::
 
     {'fisher': {name: Tensor}, 'params': {name: Tensor},
      'num_images': int, 'batch_size': int, 'config': str,
@@ -21,17 +22,11 @@ Plain data only, so it loads with torch's safe unpickler; a file holding
 anything else is refused unless the user opts in
 (:mod:`mmseg_ecotta.safe_load`).
 """
-import copy
 import os.path as osp
-from typing import Any, Dict, Iterable, Iterator, Optional
+from typing import Any, Dict, Iterable, Optional
 
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config
-from mmengine.dataset import pseudo_collate
-from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
-from mmseg.registry import DATASETS, MODELS
 from torch import Tensor
 
 from ..safe_load import load_file, save_plain
@@ -39,8 +34,6 @@ from ..utils import check_torch_file
 from .base import NamedParams, TTAMethod
 
 FISHER_TOOL = 'tools/compute_fisher.py CONFIG CHECKPOINT --out FILE'
-# Label-loading transforms, dropped from the pipeline: no label is read.
-LABEL_LOADERS = ('LoadAnnotations', 'LoadCheckedAnnotations')
 
 # EATA's Fisher: batches of 64 images (its --batch_size), 2000 images.
 FISHER_BATCH_SIZE = 64
@@ -133,79 +126,6 @@ def compute_fisher(method: TTAMethod,
         },
         num_images=seen,
         batch_size=batch_size)
-
-
-def fisher_from_config(
-        cfg: Config,
-        checkpoint: str,
-        data_root: str = 'data/cityscapes/',
-        split: str = 'val',
-        num_images: int = 500,
-        batch_size: int = FISHER_BATCH_SIZE) -> Dict[str, object]:
-    """Build a TTA config's method and compute its Fisher on Cityscapes.
-
-    The config's ``TestTimeAdaptationHook`` method decides the parameters
-    and the BN behaviour, so the file fits the method it regularises. The
-    images come from a Cityscapes-layout folder
-    (``leftImg8bit/<split>/<city>/*_leftImg8bit.png``) through the config's
-    ``test_pipeline`` without its annotation loading: no label is read.
-
-    Args:
-        cfg (Config): A TTA config (e.g. EATA's).
-        checkpoint (str): Source weights.
-        data_root (str): Cityscapes-layout root. Defaults to
-            ``'data/cityscapes/'``.
-        split (str): Folder under ``leftImg8bit``. Defaults to ``'val'``
-            (clean held-out source images, as EATA's ImageNet val).
-        num_images (int): Images to use, or all that exist. Defaults to 500.
-        batch_size (int): Images per squared gradient. Defaults to 64.
-
-    Returns:
-        dict: As :func:`compute_fisher`.
-    """
-    from . import build_tta_method  # not at import: tta/__init__ needs us
-    hooks = [
-        h for h in cfg.get('custom_hooks', [])
-        if h.get('type') == 'TestTimeAdaptationHook'
-    ]
-    if not hooks:
-        raise ValueError('the config has no TestTimeAdaptationHook in '
-                         'custom_hooks: pass the TTA config of the method '
-                         'to regularise, e.g. configs/eata/eata_*.py')
-    method_cfg = copy.deepcopy(hooks[0]['method'])
-    if method_cfg['type'] == 'EATA':
-        method_cfg['fisher_file'] = None  # the file is being made
-    image_dir = osp.join(data_root, 'leftImg8bit', split)
-    if not osp.isdir(image_dir):
-        raise FileNotFoundError(
-            f'no Cityscapes images in {image_dir!r}; pass --data-root (a '
-            'folder with leftImg8bit/<split>/<city>/*_leftImg8bit.png)')
-    init_default_scope('mmseg')
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    model.eval()
-    method = build_tta_method(method_cfg, model)
-    pipeline = [
-        t for t in
-        cfg.get('test_pipeline',
-                [dict(type='LoadImageFromFile'),
-                 dict(type='PackSegInputs')]) if t['type'] not in LABEL_LOADERS
-    ]
-    dataset = DATASETS.build(
-        dict(
-            type='CityscapesDataset',
-            data_root=data_root,
-            data_prefix=dict(
-                img_path=f'leftImg8bit/{split}',
-                seg_map_path=f'gtFine/{split}'),
-            pipeline=pipeline))
-    return compute_fisher(method, _batches(dataset), num_images, batch_size)
-
-
-def _batches(dataset) -> Iterator[dict]:
-    """Batch-size-1 batches as mmengine's dataloader collates them."""
-    for i in range(len(dataset)):
-        yield pseudo_collate([dataset[i]])
 
 
 def save_fisher(result: Dict[str, object],

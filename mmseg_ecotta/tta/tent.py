@@ -6,7 +6,7 @@ ICLR 2021 (https://arxiv.org/abs/2006.10726); code after DequanWang/tent.
 import torch.nn as nn
 from torch import Tensor
 
-from ..models.norm import TTABatchNorm2d, convert_batchnorms
+from ..models.norm import convert_batchnorms, norm_affine_params
 from ..registry import TTA_METHODS
 from .base import NamedParams, TTAMethod
 from .losses import mean_entropy_loss
@@ -28,10 +28,8 @@ class Tent(TTAMethod):
 
     def collect_params(self, model: nn.Module) -> NamedParams:
         """BN scale and shift only: tent's choice of a small, stable set."""
-        return [(f'{name}.{pname}', p) for name, m in model.named_modules()
-                if isinstance(m, TTABatchNorm2d)
-                for pname, p in m.named_parameters(recurse=False)]
+        return norm_affine_params(model)
 
-    def loss(self, logits: Tensor) -> Tensor:
+    def loss(self, logits: Tensor, inputs: Tensor) -> Tensor:
         """Softmax entropy averaged over every pixel."""
         return mean_entropy_loss(logits)

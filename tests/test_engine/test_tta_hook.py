@@ -11,7 +11,7 @@ import torch
 from mmengine.runner import Runner
 
 from mmseg_ecotta import safe_load
-from mmseg_ecotta.engine import TestTimeAdaptationHook
+from mmseg_ecotta.engine import TestTimeAdaptationHook, TTAResultsHook
 from mmseg_ecotta.evaluation import ContinualIoUMetric, format_round_table
 from mmseg_ecotta.registry import TTA_METHODS
 from mmseg_ecotta.tta import build_tta_method
@@ -200,11 +200,12 @@ def test_a_collapse_in_the_last_domain_is_logged(tmp_path):
             1, 10, 10))), ('night', torch.zeros(1, 10, 10).long())]
     ])
     metric.compute_metrics(metric.results)  # the end of the stream
-    hook = TestTimeAdaptationHook(method=dict(type='Source'))
-    hook.method = build_tta_method(
+    tta = TestTimeAdaptationHook(method=dict(type='Source'))
+    tta.method = build_tta_method(
         dict(type='Source'),
         build_model(TINY_MODEL).eval())
-    hook.metric = metric
+    hook = TTAResultsHook()
+    hook.tta, hook.metric = tta, metric
     logger = ListLogger()
     runner = SimpleNamespace(
         logger=logger,
@@ -223,8 +224,8 @@ def test_a_collapse_in_the_last_domain_is_logged(tmp_path):
 class NaNGradientTent(Tent):
     """Tent whose every other step has a finite loss and a NaN gradient."""
 
-    def loss(self, logits):
-        loss = super().loss(logits)
+    def loss(self, logits, inputs):
+        loss = super().loss(logits, inputs)
         if self.stats['steps'] % 2 == 0:
             # d sqrt(u)/du is infinite at u = 0: the gradient is NaN.
             loss = loss + torch.sqrt(logits.sum() * 0.0)
@@ -285,7 +286,10 @@ def test_hook_applies_the_config_opt_in_for_mmseg_test_tool(monkeypatch):
     from mmengine.config import Config
     monkeypatch.setattr(safe_load, '_unsafe_load_source', None)
     hook = TestTimeAdaptationHook(method=dict(type='Tent'))
-    hook.before_run(SimpleNamespace(cfg=Config(dict(unsafe_load=False))))
+    hooks = [TTAResultsHook()]
+    hook.before_run(
+        SimpleNamespace(cfg=Config(dict(unsafe_load=False)), hooks=hooks))
     assert not safe_load.unsafe_load_allowed()
-    hook.before_run(SimpleNamespace(cfg=Config(dict(unsafe_load=True))))
+    hook.before_run(
+        SimpleNamespace(cfg=Config(dict(unsafe_load=True)), hooks=hooks))
     assert safe_load.unsafe_load_allowed()

@@ -31,14 +31,13 @@ def test_warmup_loss_adds_the_weighted_self_distillation():
     losses = model.loss(inputs, samples)
     # By hand: the same forward, recorded, mean |adapted - frozen| summed.
     torch.manual_seed(0)
-    model.backbone.record_partition_outputs = True
-    model.extract_feat(inputs)
-    pairs = model.backbone.pop_partition_outputs()
-    model.backbone.record_partition_outputs = False
+    with model.backbone.recording_partitions() as pairs:
+        model.extract_feat(inputs)
     expected = 0.5 * sum(F.l1_loss(a, f) for a, f in pairs)
     assert float(expected) > 0
     torch.testing.assert_close(losses['loss_self_distill'], expected)
-    assert not model.backbone.partition_outputs  # nothing left behind
+    model.extract_feat(inputs)
+    assert len(pairs) == 5  # nothing recorded outside the block
     loss = sum(v for k, v in losses.items() if k.startswith('loss'))
     loss.backward()
     grads = {n for n, p in model.named_parameters() if p.grad is not None}

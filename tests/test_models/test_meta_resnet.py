@@ -80,16 +80,17 @@ def test_unwarmed_meta_network_changes_source_output():
             torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
 
 
-def test_partition_outputs_recorded_only_on_request():
+def test_partition_outputs_recorded_only_inside_the_block():
     net = MetaResNetV1c(partitions=5, **TINY)
     net.eval()
     x = torch.randn(1, 3, 32, 32)
+    with net.recording_partitions() as pairs:
+        outs = net(x)
     net(x)
-    assert net.partition_outputs == []
-    net.record_partition_outputs = True
-    outs = net(x)
-    pairs = net.pop_partition_outputs()
-    assert len(pairs) == 5 and net.partition_outputs == []
+    assert len(pairs) == 5  # the forward outside added nothing
+    with pytest.raises(RuntimeError, match='already active'):
+        with net.recording_partitions(), net.recording_partitions():
+            pass
     adapted, frozen = pairs[-1]
     assert adapted.shape == frozen.shape
     assert adapted is outs[-1]

@@ -66,9 +66,9 @@ def test_only_intended_state_changes_and_reset_is_exact(name):
     if method.optimizer is not None:
         loss_of = method.loss
 
-        def loss(logits):
+        def loss(logits, inputs, **outputs):
             logits.register_hook(logit_grads.append)
-            return loss_of(logits)
+            return loss_of(logits, inputs, **outputs)
 
         method.loss = loss
     with torch.no_grad():  # as mmengine's TestLoop calls it
@@ -332,11 +332,11 @@ def test_ecotta_loss_equals_hand_computation():
     with torch.no_grad():
         # sharpened to unit-free spread: a random-init model is unsure
         # everywhere, and the entropy half would see no pixel below E0
-        logits = method.decode(inputs)
+        logits, outputs = method.forward(inputs)
         logits = logits / logits.std() * 4
-    pairs = list(method.model.backbone.partition_outputs)
+    pairs = outputs['partitions']
     assert len(pairs) == 5
-    loss = method.loss(logits)
+    loss = method.loss(logits, inputs, **outputs)
     p = logits.softmax(1)
     h = -(p * p.log()).sum(1)
     mask = h < 0.4 * math.log(19)
@@ -423,7 +423,6 @@ def test_ecotta_update_equals_reference_algorithm():
     with torch.no_grad():  # E0 at the median entropy: half the pixels
         h = entropy_map(method.decode(x))
         method.threshold = float(h.median())
-        method.model.backbone.pop_partition_outputs()
     method.forward_and_adapt(x)
 
     # Reference (EcoTTA Sec. 3): frozen network as the mode says, meta
@@ -437,14 +436,13 @@ def test_ecotta_update_equals_reference_algorithm():
                     frozen_bn, method.frozen_norm_mode, m)
     params = [p for n, p in reference.named_parameters() if is_meta_name(n)]
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9)
-    reference.backbone.record_partition_outputs = True
-    logits = reference.decode_head(reference.extract_feat(x))
+    with reference.backbone.recording_partitions() as pairs:
+        logits = reference.decode_head(reference.extract_feat(x))
     p = logits.softmax(1)
     h = -(p * logits.log_softmax(1)).sum(1)
     confident = h < method.threshold
     assert 0.2 < confident.float().mean() < 0.8
-    reg = sum((a - f.detach()).abs().mean()
-              for a, f in reference.backbone.partition_outputs)
+    reg = sum((a - f.detach()).abs().mean() for a, f in pairs)
     loss = h[confident].mean() + lam * reg
     opt.zero_grad()
     loss.backward()
@@ -460,7 +458,7 @@ def test_ecotta_update_equals_reference_algorithm():
 def test_non_finite_loss_never_reaches_the_weights():
     method = build_method('Tent', optimizer=dict(type='SGD', lr=0.1))
     before = copy.deepcopy(method.model.state_dict())
-    method.loss = lambda logits: logits.sum() * float('nan')
+    method.loss = lambda logits, inputs, **_: logits.sum() * float('nan')
     method.test_step(make_batch())
     assert method.stats['skipped_nonfinite'] == 1
     assert method.stats['updates'] == 0
@@ -478,7 +476,8 @@ def test_non_finite_gradient_never_reaches_the_weights(name):
     # Adam: even a zero gradient would move the weights through its state.
     method = build_method(name, optimizer=dict(type='Adam', lr=0.1))
     before = copy.deepcopy(method.model.state_dict())
-    method.loss = lambda logits: nan_gradient(logits, method.named_params)
+    method.loss = lambda logits, inputs, **_: nan_gradient(
+        logits, method.named_params)
     method.test_step(make_batch())
     assert method.stats['skipped_nonfinite'] == 1
     assert method.stats['updates'] == 0

@@ -22,8 +22,8 @@ sys.path.insert(0,
 import torch
 
 import mmseg_ecotta  # noqa: F401  (compat shims + registration)
-from mmseg_ecotta.analysis import (MemoryRow, check_bars, format_markdown,
-                                   rows_to_json, run_memory_report)
+from mmseg_ecotta.analysis import (MemoryRow, format_markdown, rows_to_json,
+                                   run_memory_report)
 
 
 def parse_args() -> argparse.Namespace:
@@ -61,7 +61,7 @@ def parse_args() -> argparse.Namespace:
 
 def write_json(path: str, rows: List[MemoryRow],
                args: argparse.Namespace) -> None:
-    """Write ``rows``, the bar checks and the run's settings to ``path``."""
+    """Write ``rows`` and the run's settings to ``path``."""
     device_name = (
         torch.cuda.get_device_name(torch.device(args.device))
         if args.device.startswith('cuda') else platform.processor()
@@ -99,12 +99,6 @@ def main() -> None:
     print(f'\nOne adaptation step, input {shape}, batch {args.batch}, '
           f'device {args.device}; sizes in MiB\n')
     print(format_markdown(rows))
-    checks = check_bars(rows)
-    if checks:
-        print('\nBars (issue 6):')
-        for c in checks:
-            verdict = 'pass' if c.passed else 'FAIL'
-            print(f'- {c.name}: {c.ratio:.3f} (bar <= {c.bar}): {verdict}')
     if args.json:
         print(f'\nwrote {args.json}')
 

@@ -14,7 +14,8 @@ Only the meta networks train. The original layers keep their stock names
 (``stem.*``, ``layerN.M.*``), so stock mmseg checkpoints load unchanged and
 the meta networks appear as new keys ``meta_nets.{k}.*``.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+import contextlib
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -25,6 +26,9 @@ from mmseg.registry import MODELS
 # Blocks per partition. R50 presets from the paper's appendix as quoted by
 # the authors' sample code; shallow blocks are cut more finely because
 # weather is a low-level shift. R18/R101 follow the same rule (ours).
+# Per partition, its meta-adapted and its frozen output of one forward.
+PartitionPairs = List[Tuple[torch.Tensor, torch.Tensor]]
+
 PARTITION_PRESETS: Dict[int, Dict[int, Tuple[int, ...]]] = {
     18: {
         4: (2, 2, 2, 2),
@@ -111,15 +115,9 @@ class MetaResNet(ResNet):
             Defaults to 3.
         **kwargs: Passed to :class:`mmseg.models.backbones.ResNet`.
 
-    Attributes:
-        record_partition_outputs (bool): When True, each forward stores
-            ``(adapted, frozen)`` per partition in ``partition_outputs`` for
-            the self-distilled regulariser (no second forward needed).
-        detach_recorded_inputs (bool): When True, the recorded adapted
-            output is ``meta_net(x.detach(), frozen.detach())``, so each
-            partition's regulariser term trains only its own meta network
-            (the authors' sample code); one more meta-network forward per
-            partition. Default False: the prediction's own ``x_k``.
+    The self-distilled regulariser compares each partition's adapted and
+    frozen outputs of the same forward: :meth:`recording_partitions`
+    collects them, for the forwards inside its ``with`` block only.
     """
 
     def __init__(self,
@@ -150,9 +148,9 @@ class MetaResNet(ResNet):
                         stride, meta_kernel_size))
             self._partition_slices.append((start, start + size))
             start += size
-        self.record_partition_outputs = False
-        self.detach_recorded_inputs = False
-        self.partition_outputs: List[Tuple[torch.Tensor, torch.Tensor]] = []
+        # The list recording_partitions() fills; None outside its block.
+        self._partition_record: Optional[PartitionPairs] = None
+        self._record_detached = False
 
     def _resolve_partitions(self, partitions: 'int | Sequence[int]',
                             depth: Optional[int]) -> Tuple[int, ...]:
@@ -213,7 +211,6 @@ class MetaResNet(ResNet):
         stage_ends = self._stage_ends()
         blocks = [b for name in self.res_layers for b in getattr(self, name)]
         outs = []
-        records = []
         for meta_net, (start, end) in zip(self.meta_nets,
                                           self._partition_slices):
             feat = x
@@ -222,14 +219,13 @@ class MetaResNet(ResNet):
                 if i in stage_ends and i != end - 1:
                     outs.append((stage_ends[i], feat))
             adapted = meta_net(x, feat)
-            if self.record_partition_outputs:
-                records.append((meta_net(x.detach(), feat.detach()),
-                                feat) if self.detach_recorded_inputs else (
-                                    adapted, feat))
+            if self._partition_record is not None:
+                self._partition_record.append((
+                    meta_net(x.detach(), feat.detach()),
+                    feat) if self._record_detached else (adapted, feat))
             if end - 1 in stage_ends:
                 outs.append((stage_ends[end - 1], adapted))
             x = adapted
-        self.partition_outputs = records
         return tuple(out for stage, out in sorted(outs, key=lambda t: t[0])
                      if stage in self.out_indices)
 
@@ -241,10 +237,41 @@ class MetaResNet(ResNet):
             ends[total - 1] = stage
         return ends
 
-    def pop_partition_outputs(self) -> List[Tuple[torch.Tensor, torch.Tensor]]:
-        """Return and forget the recorded ``(adapted, frozen)`` pairs."""
-        records, self.partition_outputs = self.partition_outputs, []
-        return records
+    @contextlib.contextmanager
+    def recording_partitions(self,
+                             detach_inputs: bool = False
+                             ) -> Iterator[PartitionPairs]:
+        """Collect ``(adapted, frozen)`` per partition of a forward.
+
+        For the self-distilled regulariser, without a second forward::
+
+            with backbone.recording_partitions() as pairs:
+                feats = backbone(x)
+            loss = self_distillation_loss(pairs)
+
+        The pairs hold activations: nothing is recorded outside the block.
+
+        Args:
+            detach_inputs (bool): Record ``meta_net(x.detach(),
+                frozen.detach())`` as the adapted output, so that each
+                partition's regulariser term trains only its own meta
+                network (the authors' sample code), at one more meta-network
+                forward per partition. Default False: the forward's own
+                ``x_k``, whose gradient also reaches earlier meta networks.
+
+        Yields:
+            list[tuple[Tensor, Tensor]]: Filled by the forward(s) in the
+            block, per partition ``(adapted, frozen)``, (N, C, H, W) each.
+        """
+        if self._partition_record is not None:
+            raise RuntimeError('recording_partitions() is already active')
+        self._partition_record = pairs = []
+        self._record_detached = detach_inputs
+        try:
+            yield pairs
+        finally:
+            self._partition_record = None
+            self._record_detached = False
 
 
 def _check_images(x: torch.Tensor, channels: int) -> None:

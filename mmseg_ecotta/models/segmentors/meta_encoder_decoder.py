@@ -91,14 +91,8 @@ class MetaEncoderDecoder(EncoderDecoder):
         """
         if not self.self_distill_weight:
             return super().loss(inputs, data_samples)
-        backbone = self.backbone
-        recording = backbone.record_partition_outputs
-        backbone.record_partition_outputs = True
-        try:
+        with self.backbone.recording_partitions() as pairs:
             losses = super().loss(inputs, data_samples)
-        finally:
-            backbone.record_partition_outputs = recording
         losses['loss_self_distill'] = (
-            self.self_distill_weight *
-            self_distillation_loss(backbone.pop_partition_outputs()))
+            self.self_distill_weight * self_distillation_loss(pairs))
         return losses
