@@ -71,7 +71,8 @@ class EATA(Tent):
     image. When no pixel is selected the loss is None and the step is
     skipped altogether (EATA calls no backward then): not even the
     optimizer's momentum moves the weights; ``stats['skipped_filtered']``
-    counts those steps.
+    counts those steps. ``stats['pixels']``, ``['reliable_pixels']`` and
+    ``['selected_pixels']`` count what each filter let through.
 
     With ``fisher_file=None`` this is EATA's "ETA" variant (filters and
     weights, no anti-forgetting regulariser).
@@ -128,7 +129,8 @@ class EATA(Tent):
         # Moving average of the selected samples' softmax, (C, ).
         self.average_prediction: Optional[Tensor] = None
         super().__init__(model, optimizer=optimizer, **kwargs)
-        self.stats['skipped_filtered'] = 0
+        self.stats.update(
+            skipped_filtered=0, pixels=0, reliable_pixels=0, selected_pixels=0)
         # theta0 of Eq. 9: the weights as loaded (the hook builds the
         # method after the checkpoint is loaded).
         self.theta0 = {n: p.detach().clone() for n, p in self.named_params}
@@ -169,6 +171,9 @@ class EATA(Tent):
                 1)
             self._update_average(image_probs[novel])
             selected = reliable & novel[:, None, None]
+        self.stats['pixels'] += reliable.numel()
+        self.stats['reliable_pixels'] += int(reliable.sum())
+        self.stats['selected_pixels'] += int(selected.sum())
         if not selected.any():
             return None
         # 1 / exp(H - E0), a constant weight (Eq. 8; detached in EATA).
