@@ -195,6 +195,8 @@ WARMED_UP = DEV_CKPT.format('meta-warmup')
 # The first release's recipe, ours, and one change to ours per row: every
 # hypothesis of the EcoTTA issue that the code can express.
 DEV_ABLATION: List[Row] = [
+    ('BN adapt (the bar)', run_config('bn_adapt', 'camvid'),
+     DEV_CKPT.format('source'), ()),
     ('first release: lr 5e-3', DEV_ECOTTA, WARMED_UP, (LR.format(5e-3), )),
     ('lr 1e-3 (second release)', DEV_ECOTTA, WARMED_UP, (LR.format(1e-3), )),
     ('ours: lr 2.5e-4', DEV_ECOTTA, WARMED_UP, ()),

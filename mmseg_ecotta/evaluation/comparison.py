@@ -73,13 +73,12 @@ def format_comparison(rows: List[dict], domains: Sequence[str]) -> str:
     ])
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for r in rows:
-        ratio = (
-            r['seconds_per_image'] /
-            source['seconds_per_image'] if source else float('nan'))
+        ratio = (f"{r['seconds_per_image'] / source['seconds_per_image']:.2f}"
+                 if source else '-')  # no Source run to compare with
         cells = ([r['method']] + [f'{r[d]:.1f}' for d in domains] + [
             f"{r['mean']:.1f}", f"{r['first_round']:.1f}",
-            f"{r['last_round']:.1f}", f"{r['seconds_per_image']:.3f}",
-            f'{ratio:.2f}', f"{r['trainable_params']:,}",
+            f"{r['last_round']:.1f}", f"{r['seconds_per_image']:.3f}", ratio,
+            f"{r['trainable_params']:,}",
             _percent(r.get('update_fraction')), f"{r['peak_memory_mib']:.1f}"
         ])
         lines.append('| ' + ' | '.join(cells) + ' |')

@@ -117,7 +117,7 @@ def test_default_variants_expand_and_filter() -> None:
 
 
 def test_method_config_needs_the_hook() -> None:
-    assert method_config(Config.fromfile(TENT_CFG)) == dict(type='Tent')
+    assert method_config(Config.fromfile(TENT_CFG)) == method_cfg('Tent')
     with pytest.raises(ValueError, match='TestTimeAdaptationHook'):
         method_config(Config.fromfile(TINY_META_MODEL), TINY_META_MODEL)
 

@@ -6,7 +6,9 @@ import os.path as osp
 import cv2
 import pytest
 
-from mmseg_ecotta.evaluation.comparison import (comparison_rows, load_results,
+from mmseg_ecotta.evaluation.comparison import (comparison_rows,
+                                                format_comparison,
+                                                load_results,
                                                 write_comparison_files)
 from mmseg_ecotta.evaluation.plots import (plot_memory_vs_miou,
                                            plot_miou_over_stream)
@@ -115,3 +117,11 @@ def test_plots_draw_gaps_for_missing_miou(runs, tmp_path):
 def test_empty_comparison_is_refused(tmp_path):
     with pytest.raises(ValueError, match='at least one'):
         write_comparison_files({}, str(tmp_path))
+
+
+def test_time_ratio_needs_a_source_row(runs):
+    with_source = format_comparison(comparison_rows(runs), DOMAINS)
+    assert '| 3.00 |' in with_source.splitlines()[3]  # Tent: 0.3 s / 0.1 s
+    alone = format_comparison(
+        comparison_rows(dict(Tent=runs['Tent'])), DOMAINS).splitlines()[2]
+    assert '| 0.300 | - |' in alone and 'nan' not in alone
