@@ -212,7 +212,7 @@ def test_measure_variant_reports_extra_copies() -> None:
     if 'CoTTA' not in TTA_METHODS.module_dict:
         pytest.skip('CoTTA is not registered')
     row = measure_variant(
-        MemoryVariant('cotta', TENT_CFG, dict(type='CoTTA')), (32, 64),
+        MemoryVariant('cotta', TENT_CFG, method_cfg('CoTTA')), (32, 64),
         steps=0)
     params = row.trainable_param_bytes + row.frozen_param_bytes
     assert row.extra_copy_bytes >= 2 * params  # EMA teacher and anchor
@@ -221,10 +221,9 @@ def test_measure_variant_reports_extra_copies() -> None:
 def test_missing_data_file_skips_the_row(tmp_path) -> None:
     """A method config naming a missing file loses its row, not the run."""
     config = tmp_path / 'eata_missing_fisher.py'
-    config.write_text(
-        f'_base_ = {TENT_CFG!r}\n'
-        'custom_hooks = [dict(type="TestTimeAdaptationHook", '
-        'method=dict(type="EATA", fisher_file="missing.pth"))]\n')
+    config.write_text(f"_base_ = {synthetic_config('eata')!r}\n"
+                      'custom_hooks = _base_.custom_hooks\n'
+                      'custom_hooks[0].method.fisher_file = "missing.pth"\n')
     if 'EATA' not in TTA_METHODS.module_dict:
         pytest.skip('EATA is not registered')
     saved = []

@@ -9,7 +9,7 @@ from mmengine.config import Config
 
 from mmseg_ecotta.apis import build_method, method_config, tta_hook_config
 from mmseg_ecotta.registry import TTA_METHODS
-from tests.conftest import synthetic_config
+from tests.conftest import method_cfg, synthetic_config
 from tests.test_tta.test_methods import make_batch
 
 TENT_CFG = synthetic_config('tent')
@@ -93,9 +93,9 @@ def test_a_new_method_is_one_file_and_one_config(toy_config):
 def test_builder_finds_the_hook_and_names_the_fix():
     cfg = Config.fromfile(TENT_CFG)
     assert tta_hook_config(cfg)['type'] == 'TestTimeAdaptationHook'
-    assert method_config(cfg) == dict(type='Tent')
+    assert method_config(cfg) == method_cfg('Tent')
     method_config(cfg)['type'] = 'changed'  # a copy
-    assert method_config(cfg) == dict(type='Tent')
+    assert method_config(cfg) == method_cfg('Tent')
     cfg.custom_hooks = []
     with pytest.raises(ValueError, match="custom_hooks = \\[dict"):
         tta_hook_config(cfg, 'x.py')
