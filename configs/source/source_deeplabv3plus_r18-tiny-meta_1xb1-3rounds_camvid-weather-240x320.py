@@ -1,0 +1,11 @@
+# Source on the warmed-up meta model: the EcoTTA checkpoint without any
+# test-time adaptation, the frozen BN layers on their stored statistics
+# (as warmed up). With "test_dataloader.dataset.domains=['clear']" it checks
+# that the warm-up kept clear accuracy (README, "EcoTTA on real frames").
+# python tools/test_tta.py THIS_CONFIG \
+#     data/checkpoints/deeplabv3plus_r18-tiny_camvid-meta-warmup.pth
+_base_ = [
+    '../_base_/models/deeplabv3plus_r18-tiny_camvid_meta.py',
+    '../_base_/datasets/camvid_weather_stream.py', '../_base_/tta_runtime.py',
+    '../_base_/tta/source.py'
+]
