@@ -55,6 +55,8 @@ dev-checkpoints: $(VENV)/.installed
 	$(PY) tools/publish_checkpoint.py work_dirs/camvid_warmup/iter_300.pth \
 		data/checkpoints/deeplabv3plus_r18-tiny_camvid-meta-warmup.pth
 
-## dev-benchmark: every method on the real-image dev benchmark (test, s3)
+## dev-benchmark: every method on the real-image dev benchmark (report
+## frames, s3), then the EcoTTA ablation on the select frames
 dev-benchmark: $(VENV)/.installed
-	$(PY) tools/run_dev_benchmark.py --ablation
+	$(PY) tools/run_dev_benchmark.py --cotta
+	$(PY) tools/run_dev_benchmark.py --split select --ablation
