@@ -96,18 +96,16 @@ def _frames(city_root: str,
             osp.join(city_root, 'leftImg8bit', split, '*',
                      '*_leftImg8bit.png')))
     if stems is not None:
-        missing = set(stems) - {
-            osp.basename(p)[:-len('_leftImg8bit.png')]
+        by_stem = {
+            osp.basename(p)[:-len('_leftImg8bit.png')]: p
             for p in images
         }
+        missing = sorted(set(stems) - set(by_stem))
         if missing:
             raise FileNotFoundError(
                 f'{len(missing)} frames asked for are not in {split!r} '
-                f'of {city_root}, e.g. {sorted(missing)[0]!r}')
-        images = [
-            p for p in images
-            if osp.basename(p)[:-len('_leftImg8bit.png')] in set(stems)
-        ]
+                f'of {city_root}, e.g. {missing[0]!r}')
+        images = sorted(by_stem[s] for s in set(stems))
     if not images:
         raise FileNotFoundError(
             f'no */*_leftImg8bit.png under '

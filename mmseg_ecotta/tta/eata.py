@@ -171,10 +171,12 @@ class EATA(Tent):
                 1)
             self._update_average(image_probs[novel])
             selected = reliable & novel[:, None, None]
+        num_reliable, num_selected = torch.stack(
+            [reliable.sum(), selected.sum()]).tolist()  # one device sync
         self.stats['pixels'] += reliable.numel()
-        self.stats['reliable_pixels'] += int(reliable.sum())
-        self.stats['selected_pixels'] += int(selected.sum())
-        if not selected.any():
+        self.stats['reliable_pixels'] += num_reliable
+        self.stats['selected_pixels'] += num_selected
+        if not num_selected:
             return None
         # 1 / exp(H - E0), a constant weight (Eq. 8; detached in EATA).
         weight = torch.exp(self.threshold - entropy.detach())
