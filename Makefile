@@ -46,13 +46,13 @@ checkpoints: $(VENV)/.installed
 ## dev-checkpoints: regenerate the shipped CamVid source + warm-up checkpoints
 ## (needs data/camvid: data/README.md, "The real-image dev benchmark")
 DEV_SOURCE_CFG := configs/deeplabv3plus/deeplabv3plus_r18-tiny_1xb8-1500_camvid-240x320.py
-DEV_WARMUP_CFG := configs/ecotta/ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-300_camvid-240x320.py
+DEV_WARMUP_CFG := configs/ecotta/ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1200_camvid-240x320.py
 dev-checkpoints: $(VENV)/.installed
 	$(PY) tools/train.py $(DEV_SOURCE_CFG) --work-dir work_dirs/camvid_source
 	$(PY) tools/publish_checkpoint.py work_dirs/camvid_source/iter_1500.pth \
 		data/checkpoints/deeplabv3plus_r18-tiny_camvid-source.pth
 	$(PY) tools/train.py $(DEV_WARMUP_CFG) --work-dir work_dirs/camvid_warmup
-	$(PY) tools/publish_checkpoint.py work_dirs/camvid_warmup/iter_300.pth \
+	$(PY) tools/publish_checkpoint.py work_dirs/camvid_warmup/iter_1200.pth \
 		data/checkpoints/deeplabv3plus_r18-tiny_camvid-meta-warmup.pth
 
 ## dev-benchmark: every method on the real-image dev benchmark (report

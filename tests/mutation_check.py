@@ -42,10 +42,18 @@ MUTANTS = {
          'F.batch_norm(x, self.running_mean, self.running_var, self.weight'),
         ('0.0, self.eps)', '0.1, self.eps)')
     ], [M + 'test_bn_adapt_uses_batch_statistics_without_moving_stored_ones']),
-    'ecotta-meta-bn-on-stored-statistics': ('mmseg_ecotta/tta/ecotta.py', [
-        ("convert_batchnorms(model.backbone.meta_nets, self.meta_norm_mode)",
-         "convert_batchnorms(model.backbone.meta_nets, 'source')")
+    'ecotta-meta-bn-on-stored-statistics':
+    ('mmseg_ecotta/models/segmentors/meta_encoder_decoder.py', [
+        ('check_norm_mode(meta_norm_mode))', "'source')")
     ], [M + 'test_each_bn_layer_normalises_as_the_method_says']),
+    'sample-mode-mixes-the-batch': ('mmseg_ecotta/models/norm.py', [
+        ('return F.instance_norm(\n                x, weight=',
+         'return F.batch_norm(\n                x, None, None, '
+         'training=True, weight=')
+    ], [
+        'tests/test_models/test_meta_encoder_decoder.py::'
+        'test_warmup_normalises_each_image_as_the_test_stream_does'
+    ]),
     'eata-weight-inverted': ('mmseg_ecotta/tta/eata.py', [
         ('torch.exp(self.threshold - entropy.detach())',
          'torch.exp(entropy.detach() - self.threshold)')

@@ -6,5 +6,5 @@ _base_ = [
     '../_base_/tta/ecotta.py'
 ]
 # The frozen BN layers normalise by the test image's statistics, held
-# constant in the backward (README, "EcoTTA's frozen BN layers").
+# constant in the backward (README, "EcoTTA's BN layers").
 model = dict(frozen_norm_mode='batch_const')

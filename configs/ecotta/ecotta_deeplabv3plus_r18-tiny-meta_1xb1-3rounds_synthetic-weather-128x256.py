@@ -5,6 +5,7 @@ _base_ = [
     '../_base_/datasets/synthetic_stream.py', '../_base_/tta_runtime.py',
     '../_base_/tta/ecotta.py'
 ]
-# How the frozen BN layers normalise while adapting (the model owns it;
-# the warm-up config sets its own): see README, "EcoTTA's frozen BN layers".
+# The frozen BN layers normalise by the test image's statistics, held
+# constant in the backward (the meta model warmed up on each image's
+# statistics, 'sample'): see README, "EcoTTA's BN layers".
 model = dict(frozen_norm_mode='batch_const')

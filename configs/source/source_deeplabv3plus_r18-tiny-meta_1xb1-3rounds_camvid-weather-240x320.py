@@ -1,7 +1,8 @@
 # Source on the warmed-up meta model: the EcoTTA checkpoint without any
-# test-time adaptation, the frozen BN layers on their stored statistics
-# (as warmed up). With "test_dataloader.dataset.domains=['clear']" it checks
-# that the warm-up kept clear accuracy (README, "EcoTTA on real frames").
+# test-time update, every BN layer on each image's statistics (as warmed
+# up). With "test_dataloader.dataset.domains=['clear']" it checks what the
+# warm-up did to clear accuracy against BN adapt, the same normalisation
+# without meta networks (README, "EcoTTA on real frames").
 # python tools/test_tta.py THIS_CONFIG \
 #     data/checkpoints/deeplabv3plus_r18-tiny_camvid-meta-warmup.pth
 _base_ = [

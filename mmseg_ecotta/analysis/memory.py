@@ -78,11 +78,14 @@ from torch import Tensor
 
 from ..apis import build_method, method_config
 from ..models.memory_probe import storage_key
-from ..models.norm import NORM_MODES
 from ..registry import TTA_METHODS
 from ..tta import TTAMethod
 from ..utils import method_defaults
 from .memory_format import row_summary
+
+# EcoTTA's three options for the frozen BNs at test time; 'sample' is
+# 'batch' at the stream's batch size of 1.
+FROZEN_BN_OPTIONS = ('source', 'batch', 'batch_const')
 
 __all__ = [
     'MemoryVariant', 'MemoryRow', 'AnalyticCounter', 'RowSkipped',
@@ -225,7 +228,7 @@ def _expand(method: Dict[str, Any],
     if not _trains(method['type']) or 'lean_backward' in method:
         return [(slug, method)]
     if frozen_norm_modes and 'frozen_norm_mode' not in method:
-        modes: Sequence[Optional[str]] = NORM_MODES
+        modes: Sequence[Optional[str]] = FROZEN_BN_OPTIONS
     else:
         modes = [method.get('frozen_norm_mode')]
     rows = []

@@ -7,8 +7,8 @@ statistics. :class:`TTABatchNorm2d` does exactly that; existing BN layers
 are converted in place by swapping their class, so parameter names,
 buffers and checkpoint keys stay those of the stock layer.
 
-The three ``norm_mode`` values (README, "EcoTTA's frozen BN layers", compares
-them as EcoTTA's options (a), (b) and (c)):
+The ``norm_mode`` values (README, "EcoTTA's BN layers", compares the
+first three as EcoTTA's options (a), (b) and (c) at test time):
 
 - ``'source'``: stored running statistics, i.e. an affine map
   ``x * scale + shift``. Autograd saves only the per-channel ``scale``, no
@@ -19,11 +19,18 @@ them as EcoTTA's options (a), (b) and (c)):
 - ``'batch_const'``: statistics of the current batch, treated as constants
   in the backward pass, so the layer is again an affine map that saves no
   activation; the gradient ignores the statistics' dependence on the input.
+- ``'sample'``: statistics of each sample on its own (instance
+  normalisation with the layer's affine parameters), exact gradient. At
+  batch size 1 it is ``'batch'``; at batch size N it normalises every
+  image exactly as ``'batch'`` would at batch size 1, so EcoTTA's warm-up
+  (batches of 8) sees the normalisation the test stream (batches of 1)
+  will use.
 
-In both batch modes a layer that sees one value per channel (the
+In the batch and sample modes a layer that sees one value per channel (the
 DeepLabV3/V3+ image-pool branch at batch size 1, a 1x1 map) cannot
 estimate a variance; it falls back to the stored statistics instead of
-raising "Expected more than 1 value per channel".
+raising "Expected more than 1 value per channel". (``'sample'`` does so for
+every 1x1 map, as ``'batch'`` does at batch size 1.)
 """
 from typing import Callable, List, Optional, Tuple
 
@@ -32,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
-NORM_MODES = ('source', 'batch', 'batch_const')
+NORM_MODES = ('source', 'batch', 'batch_const', 'sample')
 
 
 def check_norm_mode(norm_mode: str) -> str:
@@ -55,9 +62,14 @@ class TTABatchNorm2d(nn.BatchNorm2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise ``x`` of shape (N, C, H, W) by ``self.norm_mode``."""
-        one_value_per_channel = x.numel() == x.shape[1]
-        if self.norm_mode == 'source' or one_value_per_channel:
+        # Values each statistic is estimated from, per channel.
+        per_image = self.norm_mode == 'sample'
+        values = x[0, 0].numel() if per_image else x.numel() // x.shape[1]
+        if self.norm_mode == 'source' or values == 1:
             mean, var = self.running_mean, self.running_var
+        elif self.norm_mode == 'sample':  # 'batch' on each image alone
+            return F.instance_norm(
+                x, weight=self.weight, bias=self.bias, eps=self.eps)
         elif self.norm_mode == 'batch':
             return F.batch_norm(x, None, None, self.weight, self.bias, True,
                                 0.0, self.eps)

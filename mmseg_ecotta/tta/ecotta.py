@@ -9,7 +9,6 @@ import torch.nn as nn
 from torch import Tensor
 
 from ..models.backbones.meta_resnet import PartitionPairs
-from ..models.norm import check_norm_mode, convert_batchnorms
 from ..models.segmentors import is_meta_name
 from ..registry import TTA_METHODS
 from .base import NamedParams, TTAMethod
@@ -25,12 +24,14 @@ class EcoTTA(TTAMethod):
     ``E0 = e0_factor * ln C``. One forward: the frozen partition outputs the
     regulariser needs come out of the same pass.
 
-    How the frozen network's BN layers normalise is the model's
-    ``frozen_norm_mode`` (:class:`MetaEncoderDecoder`), set in the model
-    config, never here: ``'source'`` (stored statistics, exact gradient),
+    How the BN layers normalise is the model's (:class:`MetaEncoderDecoder`),
+    set in the model config, never here. The frozen ones by
+    ``frozen_norm_mode``: ``'source'`` (stored statistics, exact gradient),
     ``'batch'`` (test-batch statistics, exact gradient, one activation kept
     per BN) or ``'batch_const'`` (test-batch statistics held constant in
-    the backward: nothing kept).
+    the backward: nothing kept). The meta ones by ``meta_norm_mode``:
+    ``'sample'`` in the shipped configs (each test image's statistics, as in
+    the warm-up).
 
     Args:
         model (nn.Module): A :class:`MetaEncoderDecoder`.
@@ -40,10 +41,6 @@ class EcoTTA(TTAMethod):
             (EATA's threshold, used by EcoTTA).
         optimizer (dict): Optimizer config; ours (SGD, lr 2.5e-4, momentum
             0.9, and why) is in ``configs/_base_/tta/ecotta.py``.
-        meta_norm_mode (str): How the meta networks' BN layers normalise at
-            test time (:data:`~mmseg_ecotta.models.norm.NORM_MODES`).
-            Defaults to ``'batch'`` (the paper: they adapt); ``'source'``
-            keeps their warm-up statistics.
         per_partition_regulariser (bool): Each regulariser term trains only
             its own meta network (detached partition inputs, as in the
             authors' sample). Defaults to False (gradients reach earlier
@@ -59,22 +56,27 @@ class EcoTTA(TTAMethod):
                  e0_factor: float = 0.4,
                  optimizer: Optional[dict] = None,
                  lean_backward: bool = True,
-                 meta_norm_mode: str = 'batch',
                  per_partition_regulariser: bool = False,
                  **kwargs) -> None:
-        if 'frozen_norm_mode' in kwargs:
-            raise TypeError(
-                'EcoTTA takes frozen_norm_mode from the model: set '
-                f'model.frozen_norm_mode={kwargs["frozen_norm_mode"]!r} in '
-                'the config (or --cfg-options model.frozen_norm_mode=...) '
-                'instead of custom_hooks.0.method.frozen_norm_mode')
+        for key in ('frozen_norm_mode', 'meta_norm_mode'):
+            if key in kwargs:
+                raise TypeError(
+                    f'EcoTTA takes {key} from the model: set '
+                    f'model.{key}={kwargs[key]!r} in the config (or '
+                    f'--cfg-options model.{key}=...) instead of '
+                    f'custom_hooks.0.method.{key}')
         if not hasattr(getattr(model, 'backbone', None), 'meta_nets'):
             raise TypeError(
                 'EcoTTA needs meta networks: use a config whose model is '
                 "MetaEncoderDecoder with backbone type 'MetaResNetV1c' and a "
                 'warmed-up checkpoint (configs/ecotta/ecotta-warmup_*.py)')
+        if getattr(model, 'meta_norm_mode', None) is None:
+            raise ValueError(
+                'EcoTTA needs model.meta_norm_mode: plain BN layers would '
+                "normalise the meta networks by their running statistics; set "
+                "model.meta_norm_mode='sample' (each test image's statistics, "
+                "as the shipped configs) or 'source' (the running ones)")
         self.reg_weight = reg_weight
-        self.meta_norm_mode = check_norm_mode(meta_norm_mode)
         self.per_partition_regulariser = per_partition_regulariser
         self.threshold = entropy_threshold(model.num_classes, e0_factor)
         super().__init__(
@@ -85,21 +87,19 @@ class EcoTTA(TTAMethod):
         """How the frozen BN layers normalise: the model's setting."""
         return self.model.frozen_norm_mode
 
+    @property
+    def meta_norm_mode(self) -> str:
+        """How the meta BN layers normalise: the model's setting."""
+        return self.model.meta_norm_mode
+
     def settings(self) -> dict:
-        """The frozen BN mode (from the model) and the loss constants."""
+        """The BN modes (from the model) and the loss constants."""
         return dict(
             frozen_norm_mode=self.frozen_norm_mode,
             reg_weight=self.reg_weight,
             entropy_threshold=self.threshold,
             meta_norm_mode=self.meta_norm_mode,
             per_partition_regulariser=self.per_partition_regulariser)
-
-    def configure_norms(self, model: nn.Module) -> None:
-        """Meta BNs by ``meta_norm_mode``; frozen BNs as the model says.
-
-        (:class:`MetaEncoderDecoder` converted them at construction.)
-        """
-        convert_batchnorms(model.backbone.meta_nets, self.meta_norm_mode)
 
     def collect_params(self, model: nn.Module) -> NamedParams:
         """Meta-network parameters only; the original network is frozen."""

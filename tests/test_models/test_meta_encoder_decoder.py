@@ -1,11 +1,11 @@
-"""MetaEncoderDecoder: the warm-up loss and the one owner of frozen BNs."""
+"""MetaEncoderDecoder: the warm-up loss and the one owner of BN modes."""
 import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from mmseg_ecotta.models.norm import TTABatchNorm2d
+from mmseg_ecotta.models.norm import NORM_MODES, TTABatchNorm2d
 from mmseg_ecotta.models.segmentors import is_meta_name
 from mmseg_ecotta.tta import build_tta_method
 from ..conftest import TINY_META_MODEL, build_model, method_cfg
@@ -51,18 +51,58 @@ def test_warmup_without_the_term_is_mmseg_loss():
         build_model(TINY_META_MODEL, self_distill_weight=-1)
 
 
-@pytest.mark.parametrize('mode', ['source', 'batch', 'batch_const'])
-def test_ecotta_normalises_frozen_bns_as_the_model_says(mode):
-    model = build_model(TINY_META_MODEL, frozen_norm_mode=mode)
+@pytest.mark.parametrize('mode', NORM_MODES)
+def test_ecotta_normalises_bns_as_the_model_says(mode):
+    meta_mode = 'source' if mode == 'sample' else 'sample'
+    model = build_model(
+        TINY_META_MODEL, frozen_norm_mode=mode, meta_norm_mode=meta_mode)
     method = build_tta_method(method_cfg('EcoTTA'), model)
     assert method.settings()['frozen_norm_mode'] == mode
+    assert method.settings()['meta_norm_mode'] == meta_mode
     for name, module in model.named_modules():
         if isinstance(module, TTABatchNorm2d):
-            expected = 'batch' if is_meta_name(name) else mode
+            expected = meta_mode if is_meta_name(name) else mode
             assert module.norm_mode == expected, name
 
 
-def test_ecotta_refuses_a_second_owner_of_the_frozen_bn_mode():
+@pytest.mark.parametrize('key', ['frozen_norm_mode', 'meta_norm_mode'])
+def test_ecotta_refuses_a_second_owner_of_a_bn_mode(key):
     model = build_model(TINY_META_MODEL)
-    with pytest.raises(TypeError, match=r"model\.frozen_norm_mode='batch'"):
-        build_tta_method(dict(type='EcoTTA', frozen_norm_mode='batch'), model)
+    with pytest.raises(TypeError, match=rf"model\.{key}='batch'"):
+        build_tta_method(dict(type='EcoTTA', **{key: 'batch'}), model)
+
+
+def test_ecotta_refuses_meta_bns_left_on_running_statistics():
+    model = build_model(TINY_META_MODEL, meta_norm_mode=None)
+    with pytest.raises(ValueError, match="model.meta_norm_mode='sample'"):
+        build_tta_method(method_cfg('EcoTTA'), model)
+    with pytest.raises(ValueError, match="'nope'.*'batch_const', 'sample'"):
+        build_model(TINY_META_MODEL, meta_norm_mode='nope')
+
+
+def _logits_batched_and_alone(model, x):
+    with torch.no_grad():
+        batched = model(x, mode='tensor')
+        alone = torch.cat([model(x[i:i + 1], mode='tensor') for i in (0, 1)])
+    return batched, alone
+
+
+def test_warmup_normalises_each_image_as_the_test_stream_does():
+    """'sample' at batch 2 gives each image the logits it gets at batch 1.
+
+    So a warm-up on batches of 8 trains the meta networks on exactly the
+    normalisation the test stream (batch 1) uses. Plain batch statistics
+    mix the images of a batch, the mismatch the 'sample' mode removes.
+    """
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 128)
+    x[1] = x[1] * 3 + 2  # the two images' statistics differ
+    # eval(): no dropout; the BN modes hold whatever train()/eval() says.
+    model = build_model(TINY_META_MODEL).eval()
+    batched, alone = _logits_batched_and_alone(model, x)
+    torch.testing.assert_close(batched, alone, rtol=1e-4, atol=1e-4)
+    mixed = build_model(
+        TINY_META_MODEL, frozen_norm_mode='batch', meta_norm_mode='batch')
+    mixed.load_state_dict(model.state_dict())
+    batched, alone = _logits_batched_and_alone(mixed.eval(), x)
+    assert not torch.allclose(batched, alone, rtol=1e-4, atol=1e-4)

@@ -7,6 +7,7 @@ from mmseg.models.backbones import ResNetV1c
 
 from mmseg_ecotta.models import (PARTITION_PRESETS, MetaResNetV1c,
                                  TTABatchNorm2d)
+from mmseg_ecotta.models.norm import NORM_MODES
 from mmseg_ecotta.models.segmentors import is_meta_name
 from ..conftest import TINY_META_MODEL, TINY_MODEL, build_model
 
@@ -101,13 +102,18 @@ def test_meta_segmentor_freezes_everything_but_meta_networks():
     for name, p in model.named_parameters():
         assert p.requires_grad == is_meta_name(name), name
     frozen_bns = [
-        n for n, m in model.named_modules() if isinstance(m, TTABatchNorm2d)
+        n for n, m in model.named_modules()
+        if isinstance(m, TTABatchNorm2d) and not is_meta_name(n)
     ]
     assert any(n.startswith('decode_head.') for n in frozen_bns)
-    assert not any(is_meta_name(n) for n in frozen_bns)
+    # Without a meta_norm_mode the meta BNs stay plain BN layers.
+    plain = build_model(TINY_META_MODEL, meta_norm_mode=None)
+    assert not any(
+        is_meta_name(n)
+        for n, m in plain.named_modules() if isinstance(m, TTABatchNorm2d))
 
 
-@pytest.mark.parametrize('norm_mode', ['source', 'batch', 'batch_const'])
+@pytest.mark.parametrize('norm_mode', NORM_MODES)
 def test_frozen_running_stats_never_move(norm_mode):
     model = build_model(TINY_META_MODEL, frozen_norm_mode=norm_mode)
     before = copy.deepcopy(model.state_dict())

@@ -1,8 +1,7 @@
-"""EcoTTA's recipe options: meta BN statistics, per-partition regulariser."""
+"""EcoTTA's recipe options: the per-partition regulariser."""
 import pytest
 import torch
 
-from mmseg_ecotta.models import TTABatchNorm2d
 from mmseg_ecotta.tta import build_tta_method
 from ..conftest import TINY_META_MODEL, build_model, method_cfg
 
@@ -11,19 +10,6 @@ def build_ecotta(**kwargs):
     model = build_model(TINY_META_MODEL)
     model.eval()
     return build_tta_method(method_cfg('EcoTTA', **kwargs), model)
-
-
-@pytest.mark.parametrize('mode', ['batch', 'source'])
-def test_meta_bns_normalise_by_meta_norm_mode(mode):
-    method = build_ecotta(meta_norm_mode=mode)
-    bns = [
-        m for m in method.model.backbone.meta_nets.modules()
-        if isinstance(m, TTABatchNorm2d)
-    ]
-    assert bns and {m.norm_mode for m in bns} == {mode}
-    assert method.settings()['meta_norm_mode'] == mode
-    with pytest.raises(ValueError, match="'nope'.*'source', 'batch'"):
-        build_ecotta(meta_norm_mode='nope')
 
 
 @pytest.mark.parametrize('per_partition', [False, True])

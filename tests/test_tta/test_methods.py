@@ -400,7 +400,7 @@ def frozen_bn(mode: str, m: _BatchNorm, x: torch.Tensor) -> torch.Tensor:
     if mode == 'source' or x.numel() == x.shape[1]:
         return F.batch_norm(x, m.running_mean, m.running_var, m.weight, m.bias,
                             False, 0.0, m.eps)
-    if mode == 'batch':
+    if mode in ('batch', 'sample'):  # the same at batch size 1
         return train_mode_bn(m, x)
     # 'batch_const': the batch's statistics, no gradient through them
     var, mean = torch.var_mean(x.detach(), dim=(0, 2, 3), correction=0)

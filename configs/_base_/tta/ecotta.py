@@ -1,6 +1,6 @@
 # EcoTTA (Song et al., CVPR 2023): the meta networks adapt by confident
-# entropy plus the self-distilled regulariser. How the frozen BN layers
-# normalise is the model's frozen_norm_mode, set in the run config.
+# entropy plus the self-distilled regulariser. How the BN layers normalise
+# is the model's (frozen_norm_mode, meta_norm_mode), set in the model config.
 custom_hooks = [
     dict(
         type='TestTimeAdaptationHook',
@@ -12,10 +12,6 @@ custom_hooks = [
             e0_factor=0.4,  # E0 = 0.4 ln C, EATA's threshold
             # lean_backward is EcoTTA's own default (True): same gradients,
             # less memory; tools/analysis/memory_report.py compares both.
-            # The meta BNs normalise by the test image ('batch', the paper);
-            # 'source' keeps their warm-up statistics (collapsed on the dev
-            # benchmark's select frames: README, "EcoTTA on real frames").
-            meta_norm_mode='batch',
             # True: each regulariser term trains only its own meta network
             # (the authors' sample); no gain on the select frames.
             per_partition_regulariser=False,

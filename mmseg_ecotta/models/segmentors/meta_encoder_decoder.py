@@ -46,17 +46,21 @@ class MetaEncoderDecoder(EncoderDecoder):
     adaptation). Keys are those of ``EncoderDecoder``, so stock mmseg
     checkpoints load.
 
-    The model is the one owner of how its frozen BN layers normalise, in
-    warm-up, plain inference and test-time adaptation alike (the EcoTTA
-    method reads ``frozen_norm_mode`` from here), so the config a user
-    reads is what runs.
+    The model is the one owner of how its BN layers normalise, frozen and
+    meta alike, in warm-up, plain inference and test-time adaptation (the
+    EcoTTA method reads both modes from here), so the config a user reads
+    is what runs.
 
     Args:
         frozen_norm_mode (str): How the frozen network's BN layers
             (backbone and heads) normalise: ``'source'`` (stored
             statistics), ``'batch'`` or ``'batch_const'`` (the input
-            batch's statistics; see :mod:`mmseg_ecotta.models.norm`).
-            Defaults to ``'source'``.
+            batch's statistics) or ``'sample'`` (each image's own; see
+            :mod:`mmseg_ecotta.models.norm`). Defaults to ``'source'``.
+        meta_norm_mode (str, optional): How the meta networks' BN layers
+            normalise, one of the same modes. Defaults to None: plain
+            ``nn.BatchNorm2d`` (batch statistics that update the running
+            ones in ``train()``, running statistics in ``eval()``).
         self_distill_weight (float): Weight of EcoTTA's self-distilled
             regulariser in the training (warm-up) loss, added as
             ``loss_self_distill``: the paper warms the meta networks up
@@ -69,6 +73,7 @@ class MetaEncoderDecoder(EncoderDecoder):
     def __init__(self,
                  frozen_norm_mode: str = 'source',
                  self_distill_weight: float = 0.0,
+                 meta_norm_mode: Optional[str] = None,
                  init_cfg: Optional[dict] = None,
                  **kwargs) -> None:
         super().__init__(init_cfg=init_cfg, **kwargs)
@@ -83,6 +88,10 @@ class MetaEncoderDecoder(EncoderDecoder):
         self.frozen_norm_mode = check_norm_mode(frozen_norm_mode)
         self.self_distill_weight = self_distill_weight
         freeze_original_network(self, frozen_norm_mode)
+        self.meta_norm_mode = meta_norm_mode
+        if meta_norm_mode is not None:
+            convert_batchnorms(self.backbone.meta_nets,
+                               check_norm_mode(meta_norm_mode))
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """mmseg's training losses plus the weighted self-distillation.
