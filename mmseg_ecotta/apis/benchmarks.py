@@ -212,6 +212,8 @@ DEV_ABLATION: List[Row] = [
     ("ours: warm-up on each image's statistics", DEV_ECOTTA, WARMED_UP, ()),
     ('ours, 300-iteration warm-up', DEV_ECOTTA,
      ABLATION_CKPT.format('sample-300'), ()),
+    ('ours, warm-up with self-distillation (weight 1)', DEV_ECOTTA,
+     ABLATION_CKPT.format('sample-sd1'), ()),
     ('ours, no test-time update (lr 0)', DEV_ECOTTA, WARMED_UP,
      (LR.format(0), )),
     ('ours, lr 1e-3', DEV_ECOTTA, WARMED_UP, (LR.format(1e-3), )),
