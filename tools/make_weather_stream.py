@@ -17,7 +17,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from mmseg_ecotta.datasets.camvid import DEV_PARTS  # noqa: E402
-from mmseg_ecotta.datasets.camvid import dev_part_stems
+from mmseg_ecotta.datasets.camvid import stream_frames  # noqa: E402
 from mmseg_ecotta.datasets.corrupted_stream import (  # noqa: E402
     ACDC_STAND_INS, write_corrupted_stream)
 
@@ -36,12 +36,7 @@ def main() -> None:
         help='also write every frame unchanged as condition "clear"')
     args = parser.parse_args()
     for split in args.split:
-        source = dict(split=split)
-        if split in DEV_PARTS:
-            source = dict(
-                split='test',
-                out_split=split,
-                stems=dev_part_stems(args.city_root, split))
+        source = stream_frames(args.city_root, split)
         counts = write_corrupted_stream(
             args.city_root,
             out=args.out,

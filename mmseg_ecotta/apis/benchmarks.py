@@ -258,7 +258,7 @@ def run_dev_benchmark(work_dir: str,
     Raises:
         FileNotFoundError: If ``data/camvid`` (converted CamVid) is missing.
     """
-    from ..datasets.camvid import DEV_PARTS, dev_part_stems
+    from ..datasets.camvid import stream_frames
     from ..datasets.corrupted_stream import write_corrupted_stream
     if not osp.isdir('data/camvid'):
         raise FileNotFoundError(
@@ -267,14 +267,11 @@ def run_dev_benchmark(work_dir: str,
     stream = f'data/camvid_weather_s{severity}'
     if not osp.isdir(osp.join(stream, 'rgb_anon', 'fog', split)):
         echo(f'writing the {split} stream into {stream} ...')
-        part = split in DEV_PARTS
         write_corrupted_stream(
             'data/camvid',
-            'test' if part else split,
-            stream,
-            severity,
-            out_split=split,
-            stems=dev_part_stems('data/camvid', split) if part else None)
+            out=stream,
+            severity=severity,
+            **stream_frames('data/camvid', split))
     rows = DEV_ABLATION if ablation else DEV_RUNS + (
         [DEV_COTTA] if cotta else [])
     labels = [label for label, _, _, _ in rows]

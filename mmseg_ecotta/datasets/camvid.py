@@ -77,6 +77,24 @@ def dev_part_stems(city_root: str, part: str) -> List[str]:
         [osp.basename(p)[:-len('_leftImg8bit.png')] for p in images], part)
 
 
+def stream_frames(city_root: str, split: str) -> dict:
+    """Which frames a weather stream named ``split`` is written from.
+
+    A dev benchmark part (``'select'``, ``'report'``) is its share of the
+    test frames; any other name is that split folder, read whole.
+
+    Returns:
+        dict: ``split``, ``out_split`` and ``stems`` keywords of
+        :func:`~mmseg_ecotta.datasets.corrupted_stream.write_corrupted_stream`.
+    """
+    if split in DEV_PARTS:
+        return dict(
+            split='test',
+            out_split=split,
+            stems=dev_part_stems(city_root, split))
+    return dict(split=split, out_split=split, stems=None)
+
+
 def camvid_label_to_train_ids(label: np.ndarray,
                               path: str = '<array>') -> np.ndarray:
     """Map a CamVid-11 label map ``(H, W)`` to Cityscapes train ids.

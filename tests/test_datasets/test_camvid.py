@@ -13,7 +13,7 @@ from mmseg_ecotta.datasets.camvid import (CAMVID_TO_CITYSCAPES,
                                           camvid_label_to_train_ids,
                                           check_checksums, convert_camvid,
                                           dev_part, dev_part_stems,
-                                          read_checksum_list,
+                                          read_checksum_list, stream_frames,
                                           write_checksum_list)
 from mmseg_ecotta.datasets.corrupted_stream import write_corrupted_stream
 from ..conftest import REPO
@@ -156,8 +156,12 @@ def test_weather_stream_of_a_dev_part_has_only_its_frames(camvid, tmp_path):
     out = str(tmp_path / 'stream')
     stems = dev_part_stems(city, 'report')
     assert stems == ['0001TP_008550', 'Seq05VD_f00060', 'Seq05VD_f00090']
+    assert stream_frames(city, 'report') == dict(
+        split='test', out_split='report', stems=stems)
+    assert stream_frames(city, 'val') == dict(
+        split='val', out_split='val', stems=None)
     counts = write_corrupted_stream(
-        city, 'test', out, severity=3, out_split='report', stems=stems)
+        city, out=out, severity=3, **stream_frames(city, 'report'))
     assert sum(counts.values()) == 3
     written = sorted(
         osp.basename(p)[:-len('_rgb_anon.png')]
