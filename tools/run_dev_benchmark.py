@@ -6,13 +6,17 @@ CamVid frames corrupted into ACDC's layout, with the shipped CamVid
 checkpoints, and prints one comparison (also written to
 ``WORK_DIR/comparison.{md,csv,json}``). ``--ablation`` runs EcoTTA once per
 recipe change instead, from the first release's recipe to ours (README,
-"EcoTTA on real frames"). The runs:
-:func:`mmseg_ecotta.apis.run_dev_benchmark`. Data set-up: data/README.md,
-"The real-image dev benchmark".
+"EcoTTA on real frames"). ``--synthetic-select`` runs the EcoTTA ablation
+on the second selection stream, held-out synthetic scenes (generated at
+another seed, nothing to download). The runs:
+:func:`mmseg_ecotta.apis.run_dev_benchmark` and
+:func:`mmseg_ecotta.apis.run_synthetic_selection`. Data set-up:
+data/README.md, "The real-image dev benchmark".
 
     python tools/run_dev_benchmark.py                  # reported: report, s3
-    python tools/run_dev_benchmark.py --ablation
-    python tools/run_dev_benchmark.py --split select --severity 5
+    python tools/run_dev_benchmark.py --split select --ablation
+    python tools/run_dev_benchmark.py --split select --severity 5 --ablation
+    python tools/run_dev_benchmark.py --synthetic-select
 """
 import argparse
 import os
@@ -21,7 +25,7 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from mmseg_ecotta.apis import run_dev_benchmark  # noqa: E402
+from mmseg_ecotta.apis import benchmarks  # noqa: E402
 
 
 def main() -> None:
@@ -34,11 +38,24 @@ def main() -> None:
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--ablation', action='store_true')
     parser.add_argument('--cotta', action='store_true')
+    parser.add_argument(
+        '--synthetic-select',
+        action='store_true',
+        help='the EcoTTA ablation on held-out synthetic scenes instead '
+        '(ignores --split, --severity, --ablation and --cotta)')
     parser.add_argument('--work-dir', default='work_dirs/dev_benchmark')
     args = parser.parse_args()
     os.chdir(ROOT)  # the benchmark's config and data paths are relative
+    if args.synthetic_select:
+        table, _ = benchmarks.run_synthetic_selection(
+            args.work_dir, args.rounds, echo=print)
+        seed = benchmarks.SYNTHETIC_SELECT_SEED
+        print(f'\nHeld-out synthetic scenes (seed {seed}); mIoU (%) per '
+              f'domain, mean over {args.rounds} rounds\n')
+        print(table)
+        return
     try:
-        table, _ = run_dev_benchmark(
+        table, _ = benchmarks.run_dev_benchmark(
             args.work_dir,
             args.split,
             args.severity,

@@ -5,7 +5,9 @@
 - :func:`run_main_job`: six methods on the embedded synthetic stream with
   the shipped tiny checkpoints (README, "Quick start");
 - :func:`run_dev_benchmark`: the methods, or the EcoTTA ablation, on the
-  real-image dev benchmark (README, "EcoTTA on real frames").
+  real-image dev benchmark (README, "EcoTTA on real frames");
+- :func:`run_synthetic_selection`: the EcoTTA ablation on held-out
+  synthetic scenes, the second stream defaults are chosen on.
 
 Config and checkpoint paths of the last two are relative to the
 repository root (:data:`~mmseg_ecotta.apis.compare.ROOT`): call them from
@@ -195,8 +197,13 @@ WARMED_UP = DEV_CKPT.format('meta-warmup')
 # The third release's warm-up: frozen BNs on stored statistics, meta BNs
 # plain (batch statistics of 8 crops), 300 iterations.
 STORED_WARMUP = ABLATION_CKPT.format('sourcebn')
-# The first releases' recipes, ours, and one change to ours per row: every
-# hypothesis of the EcoTTA issue that the code can express.
+# The fourth release's: every BN on each image's statistics, cross-entropy
+# only (ours adds the self-distilled regulariser).
+SAMPLE_WARMUP = ABLATION_CKPT.format('sample')
+# Every release before ours ran at this test-time learning rate or its own.
+EARLIER_LR = LR.format(2.5e-4)
+# The earlier releases' recipes, ours, and one change to ours per row:
+# every hypothesis of the EcoTTA issue that the code can express.
 DEV_ABLATION: List[Row] = [
     ('BN adapt (the bar)', run_config('bn_adapt', 'camvid'),
      DEV_CKPT.format('source'), ()),
@@ -204,18 +211,21 @@ DEV_ABLATION: List[Row] = [
      STORED_WARMUP, (LR.format(5e-3), )),
     ('second release: lr 1e-3', DEV_ECOTTA, STORED_WARMUP,
      (LR.format(1e-3), )),
-    ('third release: lr 2.5e-4', DEV_ECOTTA, STORED_WARMUP, ()),
+    ('third release: lr 2.5e-4', DEV_ECOTTA, STORED_WARMUP, (EARLIER_LR, )),
     ('third, warm-up at batch 1 with self-distillation', DEV_ECOTTA,
-     ABLATION_CKPT.format('sourcebn-sd1'), ()),
+     ABLATION_CKPT.format('sourcebn-sd1'), (EARLIER_LR, )),
     ('third, warm-up on batch statistics at batch 1', DEV_ECOTTA,
-     ABLATION_CKPT.format('batchbn-b1'), ()),
-    ("ours: warm-up on each image's statistics", DEV_ECOTTA, WARMED_UP, ()),
-    ('ours, 300-iteration warm-up', DEV_ECOTTA,
-     ABLATION_CKPT.format('sample-300'), ()),
-    ('ours, warm-up with self-distillation (weight 1)', DEV_ECOTTA,
-     ABLATION_CKPT.format('sample-sd1'), ()),
+     ABLATION_CKPT.format('batchbn-b1'), (EARLIER_LR, )),
+    ("fourth release: warm-up on each image's statistics", DEV_ECOTTA,
+     SAMPLE_WARMUP, (EARLIER_LR, )),
+    ('fourth, 300-iteration warm-up', DEV_ECOTTA,
+     ABLATION_CKPT.format('sample-300'), (EARLIER_LR, )),
+    ('ours: fourth + self-distilled warm-up, lr 5e-4', DEV_ECOTTA, WARMED_UP,
+     ()),
+    ('ours, warm-up without self-distillation', DEV_ECOTTA, SAMPLE_WARMUP, ()),
     ('ours, no test-time update (lr 0)', DEV_ECOTTA, WARMED_UP,
      (LR.format(0), )),
+    ('ours, lr 2.5e-4', DEV_ECOTTA, WARMED_UP, (EARLIER_LR, )),
     ('ours, lr 1e-3', DEV_ECOTTA, WARMED_UP, (LR.format(1e-3), )),
     ('ours, lambda 1 (not 0.25)', DEV_ECOTTA, WARMED_UP,
      (METHOD + 'reg_weight=1.0', )),
@@ -226,6 +236,71 @@ DEV_ABLATION: List[Row] = [
     ('ours, frozen BNs with exact batch-statistics gradient', DEV_ECOTTA,
      WARMED_UP, ('model.frozen_norm_mode=batch', )),
 ]
+
+# --- selection on held-out synthetic scenes ---------------------------------
+# The synthetic generator at another seed: scenes and weather that neither
+# the synthetic source model nor its warm-up saw, a second selection stream
+# beside CamVid's select frames (README, "EcoTTA on real frames").
+SYNTHETIC_SELECT_ROOT = 'data/synthetic_select'
+SYNTHETIC_SELECT_SEED = 1
+SYNTHETIC_ECOTTA = run_config('ecotta', 'synthetic')
+SYNTHETIC_SAMPLE_WARMUP = WARMUP_CKPT.replace('checkpoints/',
+                                              'checkpoints/ablation/').replace(
+                                                  '.pth', '-sample.pth')
+SYNTHETIC_ABLATION: List[Row] = [
+    ('BN adapt (the bar)', run_config('bn_adapt',
+                                      'synthetic'), SOURCE_CKPT, ()),
+    ('TENT', run_config('tent', 'synthetic'), SOURCE_CKPT, ()),
+    ("fourth release: warm-up on each image's statistics", SYNTHETIC_ECOTTA,
+     SYNTHETIC_SAMPLE_WARMUP, (EARLIER_LR, )),
+    ('ours: fourth + self-distilled warm-up, lr 5e-4', SYNTHETIC_ECOTTA,
+     WARMUP_CKPT, ()),
+    ('ours, warm-up without self-distillation', SYNTHETIC_ECOTTA,
+     SYNTHETIC_SAMPLE_WARMUP, ()),
+    ('ours, no test-time update (lr 0)', SYNTHETIC_ECOTTA, WARMUP_CKPT,
+     (LR.format(0), )),
+    ('ours, lr 2.5e-4', SYNTHETIC_ECOTTA, WARMUP_CKPT, (EARLIER_LR, )),
+    ('ours, lr 1e-3', SYNTHETIC_ECOTTA, WARMUP_CKPT, (LR.format(1e-3), )),
+]
+
+
+def _row_name(labels: List[str]) -> Callable[[str], str]:
+    """A run's folder name: the row's index and its label, as a slug."""
+    return lambda label: f'{labels.index(label):02d}_' + re.sub(
+        r'[^a-z0-9]+', '_', label.lower())
+
+
+def run_synthetic_selection(
+        work_dir: str,
+        rounds: int = 3,
+        echo: Callable[[str], None] = _log) -> Tuple[str, str]:
+    """The EcoTTA ablation on held-out synthetic scenes.
+
+    Generates the synthetic stream at seed :data:`SYNTHETIC_SELECT_SEED`
+    into :data:`SYNTHETIC_SELECT_ROOT` if it is missing, then runs
+    :data:`SYNTHETIC_ABLATION` over it with the shipped synthetic
+    checkpoints.
+
+    Returns:
+        Tuple[str, str]: The comparison in Markdown and the folder it went to.
+    """
+    from ..synthetic import generate_synthetic_stream
+    if not osp.isfile(osp.join(SYNTHETIC_SELECT_ROOT, 'manifest.json')):
+        echo(f'generating the held-out synthetic stream into '
+             f'{SYNTHETIC_SELECT_ROOT} ...')
+        generate_synthetic_stream(
+            SYNTHETIC_SELECT_ROOT, seed=SYNTHETIC_SELECT_SEED)
+    labels = [label for label, _, _, _ in SYNTHETIC_ABLATION]
+    runs = method_runs(SYNTHETIC_ABLATION, work_dir, EATA_CONFIG, SOURCE_CKPT,
+                       FISHER_DATA, _row_name(labels), echo)
+    out = osp.join(work_dir, 'synthetic_select_ablation')
+    options = [
+        'test_dataloader.dataset.dataset_template.data_root='
+        f'{SYNTHETIC_SELECT_ROOT}/acdc/'
+    ]
+    results: Dict[str, dict] = run_methods(
+        runs, out, options, rounds=rounds, echo=echo)
+    return write_comparison_files(results, out), out
 
 
 def run_dev_benchmark(work_dir: str,
@@ -275,10 +350,8 @@ def run_dev_benchmark(work_dir: str,
     rows = DEV_ABLATION if ablation else DEV_RUNS + (
         [DEV_COTTA] if cotta else [])
     labels = [label for label, _, _, _ in rows]
-    runs = method_runs(
-        rows, work_dir, DEV_EATA, DEV_CKPT.format('source'), DEV_FISHER_DATA,
-        lambda label: f'{labels.index(label):02d}_' + re.sub(
-            r'[^a-z0-9]+', '_', label.lower()), echo)
+    runs = method_runs(rows, work_dir, DEV_EATA, DEV_CKPT.format('source'),
+                       DEV_FISHER_DATA, _row_name(labels), echo)
     options = [
         f'test_dataloader.dataset.dataset_template.split={split}',
         f'test_dataloader.dataset.dataset_template.data_root={stream}/'

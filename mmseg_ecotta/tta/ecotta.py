@@ -39,7 +39,7 @@ class EcoTTA(TTAMethod):
             (public reimplementations; the paper's value is not public).
         e0_factor (float): ``E0 = e0_factor * ln C``. Defaults to 0.4
             (EATA's threshold, used by EcoTTA).
-        optimizer (dict): Optimizer config; ours (SGD, lr 2.5e-4, momentum
+        optimizer (dict): Optimizer config; ours (SGD, lr 5e-4, momentum
             0.9, and why) is in ``configs/_base_/tta/ecotta.py``.
         per_partition_regulariser (bool): Each regulariser term trains only
             its own meta network (detached partition inputs, as in the
