@@ -241,7 +241,7 @@ DEV_ABLATION: List[Row] = [
 # The synthetic generator at another seed: scenes and weather that neither
 # the synthetic source model nor its warm-up saw, a second selection stream
 # beside CamVid's select frames (README, "EcoTTA on real frames").
-SYNTHETIC_SELECT_ROOT = 'data/synthetic_select'
+SYNTHETIC_SELECT_ROOT = 'data/synthetic_heldout'
 SYNTHETIC_SELECT_SEED = 1
 SYNTHETIC_ECOTTA = run_config('ecotta', 'synthetic')
 SYNTHETIC_SAMPLE_WARMUP = WARMUP_CKPT.replace('checkpoints/',
