@@ -56,8 +56,10 @@ dev-checkpoints: $(VENV)/.installed
 		data/checkpoints/deeplabv3plus_r18-tiny_camvid-meta-warmup.pth
 
 ## dev-benchmark: every method on the real-image dev benchmark (report
-## frames, s3), then the EcoTTA ablation on the select frames (s3, s5)
+## frames, s3), then the EcoTTA ablation on the three selection streams:
+## the select frames (s3, s5) and held-out synthetic scenes
 dev-benchmark: $(VENV)/.installed
 	$(PY) tools/run_dev_benchmark.py --cotta
 	$(PY) tools/run_dev_benchmark.py --split select --ablation
 	$(PY) tools/run_dev_benchmark.py --split select --severity 5 --ablation
+	$(PY) tools/run_dev_benchmark.py --synthetic-select

@@ -17,6 +17,7 @@ data/README.md, "The real-image dev benchmark".
     python tools/run_dev_benchmark.py --split select --ablation
     python tools/run_dev_benchmark.py --split select --severity 5 --ablation
     python tools/run_dev_benchmark.py --synthetic-select
+    python tools/run_dev_benchmark.py --selection      # the rule's table
 """
 import argparse
 import os
@@ -41,11 +42,37 @@ def main() -> None:
     parser.add_argument(
         '--synthetic-select',
         action='store_true',
-        help='the EcoTTA ablation on held-out synthetic scenes instead '
-        '(ignores --split, --severity, --ablation and --cotta)')
+        help='the EcoTTA ablation on held-out synthetic scenes instead')
+    parser.add_argument(
+        '--selection',
+        action='store_true',
+        help='run nothing: score the three selection ablations already in '
+        'WORK_DIR by the selection rule')
     parser.add_argument('--work-dir', default='work_dirs/dev_benchmark')
     args = parser.parse_args()
+    alone = [
+        flag for flag in ('synthetic_select', 'selection')
+        if getattr(args, flag)
+    ]
+    others = [
+        f'--{flag}'
+        for flag, default in (('split', 'report'), ('severity', 3),
+                              ('ablation', False), ('cotta', False))
+        if getattr(args, flag) != default
+    ]
+    if alone and (others or len(alone) > 1):
+        parser.error(f'--{alone[0].replace("_", "-")} takes no '
+                     f'{" or ".join(others or ["--" + alone[1]])}: drop it')
     os.chdir(ROOT)  # the benchmark's config and data paths are relative
+    if args.selection:
+        try:
+            table, chosen = benchmarks.selection_table(args.work_dir)
+        except (FileNotFoundError, ValueError) as e:
+            sys.exit(str(e))
+        print(table)
+        print(f'chosen by the rule (best worst margin over BN adapt): '
+              f'{chosen}')
+        return
     if args.synthetic_select:
         table, _ = benchmarks.run_synthetic_selection(
             args.work_dir, args.rounds, echo=print)

@@ -244,9 +244,9 @@ DEV_ABLATION: List[Row] = [
 SYNTHETIC_SELECT_ROOT = 'data/synthetic_heldout'
 SYNTHETIC_SELECT_SEED = 1
 SYNTHETIC_ECOTTA = run_config('ecotta', 'synthetic')
-SYNTHETIC_SAMPLE_WARMUP = WARMUP_CKPT.replace('checkpoints/',
-                                              'checkpoints/ablation/').replace(
-                                                  '.pth', '-sample.pth')
+SYNTHETIC_SAMPLE_WARMUP = ('data/checkpoints/ablation/'
+                           'deeplabv3plus_r18-tiny_meta_synthetic-warmup-'
+                           'sample.pth')
 SYNTHETIC_ABLATION: List[Row] = [
     ('BN adapt (the bar)', run_config('bn_adapt',
                                       'synthetic'), SOURCE_CKPT, ()),
@@ -261,6 +261,14 @@ SYNTHETIC_ABLATION: List[Row] = [
      (LR.format(0), )),
     ('ours, lr 2.5e-4', SYNTHETIC_ECOTTA, WARMUP_CKPT, (EARLIER_LR, )),
     ('ours, lr 1e-3', SYNTHETIC_ECOTTA, WARMUP_CKPT, (LR.format(1e-3), )),
+    ('ours, lambda 1 (not 0.25)', SYNTHETIC_ECOTTA, WARMUP_CKPT,
+     (METHOD + 'reg_weight=1.0', )),
+    ('ours, E0 0.2 ln C (not 0.4)', SYNTHETIC_ECOTTA, WARMUP_CKPT,
+     (METHOD + 'e0_factor=0.2', )),
+    ('ours, per-partition regulariser', SYNTHETIC_ECOTTA, WARMUP_CKPT,
+     (METHOD + 'per_partition_regulariser=True', )),
+    ('ours, frozen BNs with exact batch-statistics gradient',
+     SYNTHETIC_ECOTTA, WARMUP_CKPT, ('model.frozen_norm_mode=batch', )),
 ]
 
 
@@ -301,6 +309,86 @@ def run_synthetic_selection(
     results: Dict[str, dict] = run_methods(
         runs, out, options, rounds=rounds, echo=echo)
     return write_comparison_files(results, out), out
+
+
+# --- the selection rule ------------------------------------------------------
+BAR = 'BN adapt (the bar)'
+# The ablations' output folders under the benchmark's work_dir, and their
+# column names: the select frames at severities 3 and 5, held-out synthetic
+# scenes.
+SELECTION_STREAMS = (('select_s3_ablation', 's3'), ('select_s5_ablation',
+                                                    's5'),
+                     ('synthetic_select_ablation', 'synthetic'))
+
+
+def selection_table(work_dir: str) -> Tuple[str, Optional[str]]:
+    """The ablations over the selection streams, scored by the rule.
+
+    A variant's score is its worst margin over BN adapt across the
+    streams of :data:`SELECTION_STREAMS` (unrounded means); the default is
+    the variant with the best score among those run on every stream that
+    keep no more bytes for backward than the leanest variant (EcoTTA exists
+    to save memory). Reads the ``comparison.json`` the three ablation runs
+    wrote; runs nothing.
+
+    Returns:
+        Tuple[str, str]: The table in Markdown (per-condition and round
+        columns: the first stream) and the chosen variant's label.
+
+    Raises:
+        FileNotFoundError: If a stream's ablation has not been run, naming
+            the command that runs it.
+    """
+    from ..evaluation.comparison import load_results
+    streams = []
+    for folder, _ in SELECTION_STREAMS:
+        path = osp.join(work_dir, folder, 'comparison.json')
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'{path} is missing: run `make dev-benchmark` (or the '
+                'ablation it names) with --work-dir ' + work_dir)
+        rows = {row['method']: row for row in load_results(path)['rows']}
+        if BAR not in rows:
+            raise ValueError(f'{path} has no row {BAR!r} to score against')
+        streams.append(rows)
+    first = streams[0]
+    names = [name for _, name in SELECTION_STREAMS]
+    lines = [
+        '| EcoTTA variant | fog | night | rain | snow | Mean ' + names[0] +
+        ' | Round 1 | Last round | Saved for bwd (MiB) | ' +
+        ' | '.join(f'Mean {name}' for name in names[1:]) + ' | Worst margin |',
+        '|---' * (9 + len(names)) + '|'
+    ]
+    scores = {}
+    leanest = min(
+        round(row['peak_memory_mib'], 1) for label, row in first.items()
+        if label != BAR)
+    for label, row in first.items():
+        margins = [
+            rows[label]['mean'] - rows[BAR]['mean'] for rows in streams
+            if label in rows
+        ]
+        worst = ''
+        if label != BAR:
+            worst = f'{min(margins):+.2f}'
+            if len(margins) < len(streams):
+                worst += ' (not on every stream)'
+            elif round(row['peak_memory_mib'], 1) > leanest:
+                worst += ' (more memory)'
+            else:
+                scores[label] = min(margins)
+        means = [
+            f'{rows[label]["mean"]:.1f}' if label in rows else ''
+            for rows in streams[1:]
+        ]
+        cells = [label] + [
+            f'{row[key]:.1f}'
+            for key in ('fog', 'night', 'rain', 'snow', 'mean', 'first_round',
+                        'last_round', 'peak_memory_mib')
+        ] + means + [worst]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    chosen = max(scores, key=scores.get) if scores else None
+    return '\n'.join(lines) + '\n', chosen
 
 
 def run_dev_benchmark(work_dir: str,

@@ -1,4 +1,5 @@
 """The benchmarks' rows: what the README's tables run."""
+import json
 import os.path as osp
 
 import pytest
@@ -34,3 +35,65 @@ def test_the_ablations_ours_is_the_reported_ecotta(ablation, reported):
     ecotta = [row for row in reported if row[0] == 'EcoTTA']
     assert len(ours) == 1 and len(ecotta) == 1
     assert ours[0][1:] == ecotta[0][1:] and ours[0][3] == ()
+
+
+def _write_ablation(work_dir, folder, means, memory=None):
+    """A comparison.json as an ablation run writes it: label -> mean."""
+    memory = memory or {}
+    rows = [
+        dict(
+            method=label,
+            fog=mean,
+            night=mean,
+            rain=mean,
+            snow=mean,
+            mean=mean,
+            first_round=mean,
+            last_round=mean,
+            peak_memory_mib=memory.get(label, 0.0 if 'BN' in label else 5.8))
+        for label, mean in means.items()
+    ]
+    out = work_dir / folder
+    out.mkdir()
+    (out / 'comparison.json').write_text(
+        json.dumps(dict(domains=['fog', 'night', 'rain', 'snow'], rows=rows)))
+
+
+def test_the_rule_chooses_the_best_worst_margin_among_lean_variants(tmp_path):
+    bar = benchmarks.BAR
+    # 'steady' wins nowhere but never falls far; 'spiky' wins two streams
+    # and loses the third; 'heavy' is better everywhere but keeps more
+    # bytes; 'partial' was not run on the synthetic stream.
+    streams = dict(
+        select_s3_ablation={
+            bar: 30.0,
+            'steady': 30.5,
+            'spiky': 32.0,
+            'heavy': 31.0,
+            'partial': 33.0
+        },
+        select_s5_ablation={
+            bar: 23.0,
+            'steady': 23.6,
+            'spiky': 25.0,
+            'heavy': 24.0,
+            'partial': 26.0
+        },
+        synthetic_select_ablation={
+            bar: 20.0,
+            'steady': 20.4,
+            'spiky': 19.9,
+            'heavy': 21.0
+        })
+    for folder, means in streams.items():
+        _write_ablation(tmp_path, folder, means, memory={'heavy': 19.9})
+    table, chosen = benchmarks.selection_table(str(tmp_path))
+    assert chosen == 'steady'
+    assert '| steady |' in table and '+0.40 |' in table
+    assert '(more memory)' in table and '(not on every stream)' in table
+
+
+def test_the_rule_names_the_missing_ablation(tmp_path):
+    _write_ablation(tmp_path, 'select_s3_ablation', {benchmarks.BAR: 30.0})
+    with pytest.raises(FileNotFoundError, match='select_s5_ablation'):
+        benchmarks.selection_table(str(tmp_path))
