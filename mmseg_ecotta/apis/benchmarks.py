@@ -267,8 +267,8 @@ SYNTHETIC_ABLATION: List[Row] = [
      (METHOD + 'e0_factor=0.2', )),
     ('ours, per-partition regulariser', SYNTHETIC_ECOTTA, WARMUP_CKPT,
      (METHOD + 'per_partition_regulariser=True', )),
-    ('ours, frozen BNs with exact batch-statistics gradient',
-     SYNTHETIC_ECOTTA, WARMUP_CKPT, ('model.frozen_norm_mode=batch', )),
+    ('ours, frozen BNs with exact batch-statistics gradient', SYNTHETIC_ECOTTA,
+     WARMUP_CKPT, ('model.frozen_norm_mode=batch', )),
 ]
 
 
