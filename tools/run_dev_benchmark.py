@@ -70,8 +70,9 @@ def main() -> None:
         except (FileNotFoundError, ValueError) as e:
             sys.exit(str(e))
         print(table)
-        print(f'chosen by the rule (best worst margin over BN adapt): '
-              f'{chosen}')
+        print('chosen by the rule (best worst margin over BN adapt; the '
+              f'default stays unless beaten by more than '
+              f'{benchmarks.RESOLUTION}): {chosen}')
         return
     if args.synthetic_select:
         table, _ = benchmarks.run_synthetic_selection(
