@@ -202,6 +202,33 @@ STORED_WARMUP = ABLATION_CKPT.format('sourcebn')
 SAMPLE_WARMUP = ABLATION_CKPT.format('sample')
 # Every release before ours ran at this test-time learning rate or its own.
 EARLIER_LR = LR.format(2.5e-4)
+
+
+def recipe_rows(config: str, ours: str, fourth: str) -> List[Row]:
+    """Ours and one change to ours per row, on one stream.
+
+    Args:
+        config (str): The stream's EcoTTA run config.
+        ours (str): Its shipped warm-up checkpoint.
+        fourth (str): Its fourth-release warm-up (no self-distillation).
+    """
+    return [
+        ('ours: fourth + self-distilled warm-up, lr 5e-4', config, ours, ()),
+        ('ours, warm-up without self-distillation', config, fourth, ()),
+        ('ours, no test-time update (lr 0)', config, ours, (LR.format(0), )),
+        ('ours, lr 2.5e-4', config, ours, (EARLIER_LR, )),
+        ('ours, lr 1e-3', config, ours, (LR.format(1e-3), )),
+        ('ours, lambda 1 (not 0.25)', config, ours,
+         (METHOD + 'reg_weight=1.0', )),
+        ('ours, E0 0.2 ln C (not 0.4)', config, ours,
+         (METHOD + 'e0_factor=0.2', )),
+        ('ours, per-partition regulariser', config, ours,
+         (METHOD + 'per_partition_regulariser=True', )),
+        ('ours, frozen BNs with exact batch-statistics gradient', config, ours,
+         ('model.frozen_norm_mode=batch', )),
+    ]
+
+
 # The earlier releases' recipes, ours, and one change to ours per row:
 # every hypothesis of the EcoTTA issue that the code can express.
 DEV_ABLATION: List[Row] = [
@@ -220,21 +247,7 @@ DEV_ABLATION: List[Row] = [
      SAMPLE_WARMUP, (EARLIER_LR, )),
     ('fourth, 300-iteration warm-up', DEV_ECOTTA,
      ABLATION_CKPT.format('sample-300'), (EARLIER_LR, )),
-    ('ours: fourth + self-distilled warm-up, lr 5e-4', DEV_ECOTTA, WARMED_UP,
-     ()),
-    ('ours, warm-up without self-distillation', DEV_ECOTTA, SAMPLE_WARMUP, ()),
-    ('ours, no test-time update (lr 0)', DEV_ECOTTA, WARMED_UP,
-     (LR.format(0), )),
-    ('ours, lr 2.5e-4', DEV_ECOTTA, WARMED_UP, (EARLIER_LR, )),
-    ('ours, lr 1e-3', DEV_ECOTTA, WARMED_UP, (LR.format(1e-3), )),
-    ('ours, lambda 1 (not 0.25)', DEV_ECOTTA, WARMED_UP,
-     (METHOD + 'reg_weight=1.0', )),
-    ('ours, E0 0.2 ln C (not 0.4)', DEV_ECOTTA, WARMED_UP,
-     (METHOD + 'e0_factor=0.2', )),
-    ('ours, per-partition regulariser', DEV_ECOTTA, WARMED_UP,
-     (METHOD + 'per_partition_regulariser=True', )),
-    ('ours, frozen BNs with exact batch-statistics gradient', DEV_ECOTTA,
-     WARMED_UP, ('model.frozen_norm_mode=batch', )),
+    *recipe_rows(DEV_ECOTTA, WARMED_UP, SAMPLE_WARMUP),
 ]
 
 # --- selection on held-out synthetic scenes ---------------------------------
@@ -253,22 +266,7 @@ SYNTHETIC_ABLATION: List[Row] = [
     ('TENT', run_config('tent', 'synthetic'), SOURCE_CKPT, ()),
     ("fourth release: warm-up on each image's statistics", SYNTHETIC_ECOTTA,
      SYNTHETIC_SAMPLE_WARMUP, (EARLIER_LR, )),
-    ('ours: fourth + self-distilled warm-up, lr 5e-4', SYNTHETIC_ECOTTA,
-     WARMUP_CKPT, ()),
-    ('ours, warm-up without self-distillation', SYNTHETIC_ECOTTA,
-     SYNTHETIC_SAMPLE_WARMUP, ()),
-    ('ours, no test-time update (lr 0)', SYNTHETIC_ECOTTA, WARMUP_CKPT,
-     (LR.format(0), )),
-    ('ours, lr 2.5e-4', SYNTHETIC_ECOTTA, WARMUP_CKPT, (EARLIER_LR, )),
-    ('ours, lr 1e-3', SYNTHETIC_ECOTTA, WARMUP_CKPT, (LR.format(1e-3), )),
-    ('ours, lambda 1 (not 0.25)', SYNTHETIC_ECOTTA, WARMUP_CKPT,
-     (METHOD + 'reg_weight=1.0', )),
-    ('ours, E0 0.2 ln C (not 0.4)', SYNTHETIC_ECOTTA, WARMUP_CKPT,
-     (METHOD + 'e0_factor=0.2', )),
-    ('ours, per-partition regulariser', SYNTHETIC_ECOTTA, WARMUP_CKPT,
-     (METHOD + 'per_partition_regulariser=True', )),
-    ('ours, frozen BNs with exact batch-statistics gradient', SYNTHETIC_ECOTTA,
-     WARMUP_CKPT, ('model.frozen_norm_mode=batch', )),
+    *recipe_rows(SYNTHETIC_ECOTTA, WARMUP_CKPT, SYNTHETIC_SAMPLE_WARMUP),
 ]
 
 
