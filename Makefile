@@ -57,9 +57,11 @@ dev-checkpoints: $(VENV)/.installed
 
 ## dev-benchmark: every method on the real-image dev benchmark (report
 ## frames, s3), then the EcoTTA ablation on the three selection streams:
-## the select frames (s3, s5) and held-out synthetic scenes
+## the select frames (s3, s5) and held-out synthetic scenes, scored by the
+## selection rule
 dev-benchmark: $(VENV)/.installed
 	$(PY) tools/run_dev_benchmark.py --cotta
 	$(PY) tools/run_dev_benchmark.py --split select --ablation
 	$(PY) tools/run_dev_benchmark.py --split select --severity 5 --ablation
 	$(PY) tools/run_dev_benchmark.py --synthetic-select
+	$(PY) tools/run_dev_benchmark.py --selection
