@@ -39,50 +39,44 @@ def main() -> None:
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--ablation', action='store_true')
     parser.add_argument('--cotta', action='store_true')
-    parser.add_argument(
+    instead = parser.add_mutually_exclusive_group()
+    instead.add_argument(
         '--synthetic-select',
         action='store_true',
         help='the EcoTTA ablation on held-out synthetic scenes instead')
-    parser.add_argument(
+    instead.add_argument(
         '--selection',
         action='store_true',
         help='run nothing: score the three selection ablations already in '
         'WORK_DIR by the selection rule')
     parser.add_argument('--work-dir', default='work_dirs/dev_benchmark')
     args = parser.parse_args()
-    alone = [
-        flag for flag in ('synthetic_select', 'selection')
-        if getattr(args, flag)
-    ]
-    others = [
+    ignored = [
         f'--{flag}'
         for flag, default in (('split', 'report'), ('severity', 3),
                               ('ablation', False), ('cotta', False))
         if getattr(args, flag) != default
     ]
-    if alone and (others or len(alone) > 1):
-        parser.error(f'--{alone[0].replace("_", "-")} takes no '
-                     f'{" or ".join(others or ["--" + alone[1]])}: drop it')
+    if (args.synthetic_select or args.selection) and ignored:
+        parser.error('--synthetic-select and --selection take no '
+                     f'{" or ".join(ignored)}: drop it')
     os.chdir(ROOT)  # the benchmark's config and data paths are relative
-    if args.selection:
-        try:
-            table, chosen = benchmarks.selection_table(args.work_dir)
-        except (FileNotFoundError, ValueError) as e:
-            sys.exit(str(e))
-        print(table)
-        print('chosen by the rule (best worst margin over BN adapt; the '
-              f'default stays unless beaten by more than '
-              f'{benchmarks.RESOLUTION}): {chosen}')
-        return
-    if args.synthetic_select:
-        table, _ = benchmarks.run_synthetic_selection(
-            args.work_dir, args.rounds, echo=print)
-        seed = benchmarks.SYNTHETIC_SELECT_SEED
-        print(f'\nHeld-out synthetic scenes (seed {seed}); mIoU (%) per '
-              f'domain, mean over {args.rounds} rounds\n')
-        print(table)
-        return
     try:
+        if args.selection:
+            table, chosen = benchmarks.selection_table(args.work_dir)
+            print(table)
+            print('chosen by the rule (best worst margin over BN adapt; the '
+                  'default stays unless beaten by more than '
+                  f'{benchmarks.RESOLUTION}): {chosen}')
+            return
+        if args.synthetic_select:
+            table, _ = benchmarks.run_synthetic_selection(
+                args.work_dir, args.rounds, echo=print)
+            seed = benchmarks.SYNTHETIC_SELECT_SEED
+            print(f'\nHeld-out synthetic scenes (seed {seed}); mIoU (%) per '
+                  f'domain, mean over {args.rounds} rounds\n')
+            print(table)
+            return
         table, _ = benchmarks.run_dev_benchmark(
             args.work_dir,
             args.split,
@@ -91,7 +85,7 @@ def main() -> None:
             ablation=args.ablation,
             cotta=args.cotta,
             echo=print)
-    except (FileNotFoundError, RuntimeError) as e:
+    except (FileNotFoundError, RuntimeError, ValueError) as e:
         sys.exit(str(e))
     print(f'\nCamVid {args.split} frames, severity {args.severity}; mIoU '
           f'(%) per domain, mean over {args.rounds} rounds\n')

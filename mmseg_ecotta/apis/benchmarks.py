@@ -202,6 +202,9 @@ STORED_WARMUP = ABLATION_CKPT.format('sourcebn')
 SAMPLE_WARMUP = ABLATION_CKPT.format('sample')
 # Every release before ours ran at this test-time learning rate or its own.
 EARLIER_LR = LR.format(2.5e-4)
+# The shipped recipe's row in every ablation: the default the selection
+# rule keeps or replaces.
+OURS = 'ours: fourth + self-distilled warm-up, lr 5e-4'
 
 
 def recipe_rows(config: str, ours: str, fourth: str) -> List[Row]:
@@ -213,7 +216,7 @@ def recipe_rows(config: str, ours: str, fourth: str) -> List[Row]:
         fourth (str): Its fourth-release warm-up (no self-distillation).
     """
     return [
-        ('ours: fourth + self-distilled warm-up, lr 5e-4', config, ours, ()),
+        (OURS, config, ours, ()),
         ('ours, warm-up without self-distillation', config, fourth, ()),
         ('ours, no test-time update (lr 0)', config, ours, (LR.format(0), )),
         ('ours, lr 2.5e-4', config, ours, (EARLIER_LR, )),
@@ -315,12 +318,14 @@ BAR = 'BN adapt (the bar)'
 # the precision the tables print. Smaller differences are ties (E0 0.2 ln C
 # once "won" by 0.0006), and ties keep the default.
 RESOLUTION = 0.1
-# The ablations' output folders under the benchmark's work_dir, and their
-# column names: the select frames at severities 3 and 5, held-out synthetic
-# scenes.
-SELECTION_STREAMS = (('select_s3_ablation', 's3'), ('select_s5_ablation',
-                                                    's5'),
-                     ('synthetic_select_ablation', 'synthetic'))
+# The ablations' output folders under the benchmark's work_dir, their
+# column names and the tools/run_dev_benchmark.py flags that write them: the
+# select frames at severities 3 and 5, held-out synthetic scenes.
+SELECTION_STREAMS = (
+    ('select_s3_ablation', 's3', '--split select --ablation'),
+    ('select_s5_ablation', 's5', '--split select --severity 5 --ablation'),
+    ('synthetic_select_ablation', 'synthetic', '--synthetic-select'),
+)
 
 
 def selection_table(work_dir: str) -> Tuple[str, Optional[str]]:
@@ -330,7 +335,7 @@ def selection_table(work_dir: str) -> Tuple[str, Optional[str]]:
     streams of :data:`SELECTION_STREAMS` (unrounded means). Eligible are
     the variants run on every stream that keep no more bytes for backward
     than the leanest variant (EcoTTA exists to save memory). The current
-    default (the row labelled ``'ours: ...'``) stays unless an eligible
+    default (the row labelled :data:`OURS`) stays unless an eligible
     variant beats its score by more than :data:`RESOLUTION`; then the best
     one replaces it. Reads the ``comparison.json`` the three ablation runs
     wrote; runs nothing.
@@ -345,18 +350,18 @@ def selection_table(work_dir: str) -> Tuple[str, Optional[str]]:
     """
     from ..evaluation.comparison import load_results
     streams = []
-    for folder, _ in SELECTION_STREAMS:
+    for folder, _, flags in SELECTION_STREAMS:
         path = osp.join(work_dir, folder, 'comparison.json')
         if not osp.isfile(path):
             raise FileNotFoundError(
-                f'{path} is missing: run `make dev-benchmark` (or the '
-                'ablation it names) with --work-dir ' + work_dir)
+                f'{path} is missing: run `python tools/run_dev_benchmark.py '
+                f'{flags} --work-dir {work_dir}` first')
         rows = {row['method']: row for row in load_results(path)['rows']}
         if BAR not in rows:
             raise ValueError(f'{path} has no row {BAR!r} to score against')
         streams.append(rows)
     first = streams[0]
-    names = [name for _, name in SELECTION_STREAMS]
+    names = [name for _, name, _ in SELECTION_STREAMS]
     lines = [
         '| EcoTTA variant | fog | night | rain | snow | Mean ' + names[0] +
         ' | Round 1 | Last round | Saved for bwd (MiB) | ' +
@@ -391,11 +396,9 @@ def selection_table(work_dir: str) -> Tuple[str, Optional[str]]:
                         'last_round', 'peak_memory_mib')
         ] + means + [worst]
         lines.append('| ' + ' | '.join(cells) + ' |')
-    default = next((label for label in first if label.startswith('ours:')),
-                   None)
     best = max(scores, key=scores.get) if scores else None
-    if default in scores and scores[best] <= scores[default] + RESOLUTION:
-        best = default
+    if OURS in scores and scores[best] <= scores[OURS] + RESOLUTION:
+        best = OURS
     return '\n'.join(lines) + '\n', best
 
 
