@@ -29,7 +29,8 @@ class EcoTTA(TTAMethod):
     ``frozen_norm_mode``: ``'source'`` (stored statistics, exact gradient),
     ``'batch'`` (test-batch statistics, exact gradient, one activation kept
     per BN) or ``'batch_const'`` (test-batch statistics held constant in
-    the backward: nothing kept). The meta ones by ``meta_norm_mode``:
+    the backward: nothing kept); the heads' as ``head_norm_mode`` says,
+    ``frozen_norm_mode`` unless set. The meta ones by ``meta_norm_mode``:
     ``'sample'`` in the shipped configs (each test image's statistics, as in
     the warm-up).
 
@@ -58,7 +59,7 @@ class EcoTTA(TTAMethod):
                  lean_backward: bool = True,
                  per_partition_regulariser: bool = False,
                  **kwargs) -> None:
-        for key in ('frozen_norm_mode', 'meta_norm_mode'):
+        for key in ('frozen_norm_mode', 'head_norm_mode', 'meta_norm_mode'):
             if key in kwargs:
                 raise TypeError(
                     f'EcoTTA takes {key} from the model: set '
@@ -88,6 +89,11 @@ class EcoTTA(TTAMethod):
         return self.model.frozen_norm_mode
 
     @property
+    def head_norm_mode(self) -> str:
+        """How the heads' frozen BN layers normalise: the model's setting."""
+        return self.model.head_norm_mode or self.model.frozen_norm_mode
+
+    @property
     def meta_norm_mode(self) -> str:
         """How the meta BN layers normalise: the model's setting."""
         return self.model.meta_norm_mode
@@ -96,6 +102,7 @@ class EcoTTA(TTAMethod):
         """The BN modes (from the model) and the loss constants."""
         return dict(
             frozen_norm_mode=self.frozen_norm_mode,
+            head_norm_mode=self.head_norm_mode,
             reg_weight=self.reg_weight,
             entropy_threshold=self.threshold,
             meta_norm_mode=self.meta_norm_mode,

@@ -59,13 +59,49 @@ def test_ecotta_normalises_bns_as_the_model_says(mode):
     method = build_tta_method(method_cfg('EcoTTA'), model)
     assert method.settings()['frozen_norm_mode'] == mode
     assert method.settings()['meta_norm_mode'] == meta_mode
+    assert method.settings()['head_norm_mode'] == mode
     for name, module in model.named_modules():
         if isinstance(module, TTABatchNorm2d):
             expected = meta_mode if is_meta_name(name) else mode
             assert module.norm_mode == expected, name
 
 
-@pytest.mark.parametrize('key', ['frozen_norm_mode', 'meta_norm_mode'])
+def _head_stats_matter(model: torch.nn.Module) -> bool:
+    """Whether the decode head's stored BN statistics change the logits.
+
+    The image-pool branch (a 1x1 map) always uses them; it is left out.
+    """
+    x = torch.randn(1, 3, 64, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = model(x, mode='tensor')
+        for name, m in model.decode_head.named_modules():
+            if isinstance(m, TTABatchNorm2d) and 'image_pool' not in name:
+                m.running_mean.add_(1.0)
+        after = model(x, mode='tensor')
+    return not torch.allclose(before, after)
+
+
+def test_heads_can_keep_their_stored_statistics():
+    """head_norm_mode='source': the encoder adapts, the heads do not."""
+    model = build_model(TINY_META_MODEL, head_norm_mode='source').eval()
+    method = build_tta_method(method_cfg('EcoTTA'), model)
+    assert method.settings()['head_norm_mode'] == 'source'
+    heads, encoder = set(), set()
+    for name, m in model.named_modules():
+        if isinstance(m, TTABatchNorm2d) and not is_meta_name(name):
+            (heads if name.startswith('decode_head') else encoder).add(
+                m.norm_mode)
+    assert (heads, encoder) == ({'source'}, {'sample'})
+    assert _head_stats_matter(model)
+    # Left unset, the heads follow frozen_norm_mode: stored statistics
+    # are normalised away.
+    assert not _head_stats_matter(build_model(TINY_META_MODEL).eval())
+    with pytest.raises(ValueError, match="'nope'"):
+        build_model(TINY_META_MODEL, head_norm_mode='nope')
+
+
+@pytest.mark.parametrize(
+    'key', ['frozen_norm_mode', 'head_norm_mode', 'meta_norm_mode'])
 def test_ecotta_refuses_a_second_owner_of_a_bn_mode(key):
     model = build_model(TINY_META_MODEL)
     with pytest.raises(TypeError, match=rf"model\.{key}='batch'"):

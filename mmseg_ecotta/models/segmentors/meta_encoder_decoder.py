@@ -7,10 +7,11 @@ from mmseg.registry import MODELS
 from mmseg.utils import SampleList
 from torch import Tensor
 
-from ..norm import check_norm_mode, convert_batchnorms
+from ..norm import check_norm_mode, convert_batchnorms, set_norm_mode
 from ..self_distillation import self_distillation_loss
 
 META_PREFIX = 'meta_nets.'
+HEADS = ('decode_head', 'auxiliary_head')
 
 
 def is_meta_name(name: str) -> bool:
@@ -53,10 +54,16 @@ class MetaEncoderDecoder(EncoderDecoder):
 
     Args:
         frozen_norm_mode (str): How the frozen network's BN layers
-            (backbone and heads) normalise: ``'source'`` (stored
-            statistics), ``'batch'`` or ``'batch_const'`` (the input
-            batch's statistics) or ``'sample'`` (each image's own; see
+            normalise: ``'source'`` (stored statistics), ``'batch'`` or
+            ``'batch_const'`` (the input batch's statistics) or
+            ``'sample'`` (each image's own; see
             :mod:`mmseg_ecotta.models.norm`). Defaults to ``'source'``.
+        head_norm_mode (str, optional): How the frozen BN layers of the
+            decode and auxiliary heads normalise, one of the same modes.
+            The meta networks sit in the encoder only; ``'source'`` keeps
+            the heads on their stored statistics while the encoder adapts
+            (README, "EcoTTA on real frames", says what that does).
+            Defaults to None: as ``frozen_norm_mode``.
         meta_norm_mode (str, optional): How the meta networks' BN layers
             normalise, one of the same modes. Defaults to None: plain
             ``nn.BatchNorm2d`` (batch statistics that update the running
@@ -72,6 +79,7 @@ class MetaEncoderDecoder(EncoderDecoder):
 
     def __init__(self,
                  frozen_norm_mode: str = 'source',
+                 head_norm_mode: Optional[str] = None,
                  self_distill_weight: float = 0.0,
                  meta_norm_mode: Optional[str] = None,
                  init_cfg: Optional[dict] = None,
@@ -88,6 +96,12 @@ class MetaEncoderDecoder(EncoderDecoder):
         self.frozen_norm_mode = check_norm_mode(frozen_norm_mode)
         self.self_distill_weight = self_distill_weight
         freeze_original_network(self, frozen_norm_mode)
+        self.head_norm_mode = head_norm_mode
+        if head_norm_mode is not None:
+            check_norm_mode(head_norm_mode)
+            for head in HEADS:
+                if hasattr(self, head):
+                    set_norm_mode(getattr(self, head), head_norm_mode)
         self.meta_norm_mode = meta_norm_mode
         if meta_norm_mode is not None:
             convert_batchnorms(self.backbone.meta_nets,
