@@ -67,7 +67,8 @@ def main() -> None:
             print(table)
             print('chosen by the rule (best worst margin over BN adapt; the '
                   'default stays unless beaten by more than '
-                  f'{benchmarks.RESOLUTION}): {chosen}')
+                  f'{benchmarks.RESOLUTION}, or {benchmarks.WARMUP_RESOLUTION}'
+                  f' by a warm-up of its own): {chosen}')
             return
         if args.synthetic_select:
             table, _ = benchmarks.run_synthetic_selection(

@@ -59,16 +59,23 @@ def _write_ablation(work_dir, folder, means, memory=None):
         json.dumps(dict(domains=['fog', 'night', 'rain', 'snow'], rows=rows)))
 
 
-@pytest.mark.parametrize('challenger, chosen', [(20.45, benchmarks.OURS),
-                                                (20.6, 'challenger')])
+@pytest.mark.parametrize(
+    'challenger, shares_warmup, chosen',
+    [
+        (20.45, True, benchmarks.OURS),  # +0.05: a tie
+        (20.6, True, 'challenger'),  # +0.2 on the same meta networks
+        (20.6, False, benchmarks.OURS),  # +0.2: within a warm-up's seed
+        (20.8, False, 'challenger'),  # +0.4: beyond it
+    ])
 def test_the_rule_scores_the_worst_margin_of_lean_variants(
-        tmp_path, challenger, chosen):
+        tmp_path, challenger, shares_warmup, chosen):
     bar, ours = benchmarks.BAR, benchmarks.OURS
     # ours (the default) wins nowhere by much but never falls far; 'spiky'
     # wins two streams and loses the third; 'heavy' is better everywhere
     # but keeps more bytes; 'partial' was not run on the synthetic stream;
     # 'challenger' beats ours on the real streams and, on the synthetic
-    # one, ties its worst margin (+0.05) or wins it (+0.2).
+    # one, ties ours' worst margin or beats it, with ours' warm-up or its
+    # own.
     streams = dict(
         select_s3_ablation={
             bar: 30.0,
@@ -95,7 +102,8 @@ def test_the_rule_scores_the_worst_margin_of_lean_variants(
         })
     for folder, means in streams.items():
         _write_ablation(tmp_path, folder, means, memory={'heavy': 19.9})
-    table, best = benchmarks.selection_table(str(tmp_path))
+    warmups = {ours: 'w', 'challenger': 'w' if shares_warmup else 'c'}
+    table, best = benchmarks.selection_table(str(tmp_path), warmups)
     assert best == chosen
     assert f'| {ours} |' in table and '+0.40 |' in table
     assert '(more memory)' in table and '(not on every stream)' in table
@@ -107,3 +115,18 @@ def test_the_rule_names_the_missing_ablation(tmp_path):
             FileNotFoundError,
             match='select_s5_ablation.*--severity 5 --ablation'):
         benchmarks.selection_table(str(tmp_path))
+
+
+def test_the_warm_up_pairing_holds_on_every_stream():
+    """The rule reads pairing from the CamVid rows; synthetic pairs alike."""
+
+    def shares_ours(rows):
+        ckpt = {label: checkpoint for label, _, checkpoint, _ in rows}
+        return {label: c == ckpt[benchmarks.OURS] for label, c in ckpt.items()}
+
+    camvid = shares_ours(benchmarks.DEV_ABLATION)
+    synthetic = shares_ours(benchmarks.SYNTHETIC_ABLATION)
+    assert camvid['ours, lr 1e-3'] and not camvid[
+        'ours, warm-up without self-distillation']
+    for label in set(camvid) & set(synthetic):
+        assert camvid[label] == synthetic[label], label
