@@ -422,9 +422,8 @@ def selection_table(
         scores, ABLATION_WARMUPS if warmups is None else warmups)
 
 
-def _choose(scores: Dict[str, float], warmups: Dict[str,
-                                                    str]) -> Optional[str]:
-    """The rule's choice among the eligible variants' scores."""
+def _choose(scores: Dict[str, float], warmups: Dict[str, str]):
+    """The rule's choice (a label, or None) among eligible variants."""
     if OURS not in scores:
         return max(scores, key=scores.get) if scores else None
 

@@ -91,7 +91,7 @@ class EcoTTA(TTAMethod):
     @property
     def head_norm_mode(self) -> str:
         """How the heads' frozen BN layers normalise: the model's setting."""
-        return self.model.head_norm_mode or self.model.frozen_norm_mode
+        return self.model.head_norm_mode
 
     @property
     def meta_norm_mode(self) -> str:

@@ -96,12 +96,12 @@ class MetaEncoderDecoder(EncoderDecoder):
         self.frozen_norm_mode = check_norm_mode(frozen_norm_mode)
         self.self_distill_weight = self_distill_weight
         freeze_original_network(self, frozen_norm_mode)
-        self.head_norm_mode = head_norm_mode
-        if head_norm_mode is not None:
-            check_norm_mode(head_norm_mode)
-            for head in HEADS:
-                if hasattr(self, head):
-                    set_norm_mode(getattr(self, head), head_norm_mode)
+        # The effective mode, so that readers never resolve the default.
+        self.head_norm_mode = check_norm_mode(head_norm_mode
+                                              or frozen_norm_mode)
+        for head in HEADS:
+            if hasattr(self, head):
+                set_norm_mode(getattr(self, head), self.head_norm_mode)
         self.meta_norm_mode = meta_norm_mode
         if meta_norm_mode is not None:
             convert_batchnorms(self.backbone.meta_nets,
