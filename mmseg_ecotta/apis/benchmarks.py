@@ -349,7 +349,10 @@ def selection_table(
     A variant's score is its worst margin over BN adapt across the
     streams of :data:`SELECTION_STREAMS` (unrounded means). Eligible are
     the variants run on every stream that keep no more bytes for backward
-    than the leanest variant (EcoTTA exists to save memory). The current
+    and train no more parameters than the leanest variant (EcoTTA exists
+    to save memory, and each trainable parameter also costs a gradient and
+    the optimizer's state: at R50 the meta networks' parameters are
+    counted in hundreds of MiB, README "Memory made real"). The current
     default (the row labelled :data:`OURS`) stays unless an eligible
     variant beats its score by more than :data:`RESOLUTION`, or by more
     than :data:`WARMUP_RESOLUTION` if it has a warm-up of its own; then
@@ -391,9 +394,9 @@ def selection_table(
         '|---' * (9 + len(names)) + '|'
     ]
     scores = {}
-    leanest = min(
-        round(row['peak_memory_mib'], 1) for label, row in first.items()
-        if label != BAR)
+    variants = [row for label, row in first.items() if label != BAR]
+    leanest = min(round(row['peak_memory_mib'], 1) for row in variants)
+    fewest = min(row['trainable_params'] for row in variants)
     for label, row in first.items():
         margins = [
             rows[label]['mean'] - rows[BAR]['mean'] for rows in streams
@@ -406,6 +409,8 @@ def selection_table(
                 worst += ' (not on every stream)'
             elif round(row['peak_memory_mib'], 1) > leanest:
                 worst += ' (more memory)'
+            elif row['trainable_params'] > fewest:
+                worst += ' (more parameters)'
             else:
                 scores[label] = min(margins)
         means = [

@@ -37,9 +37,9 @@ def test_the_ablations_ours_is_the_reported_ecotta(ablation, reported):
     assert ours[0][1:] == ecotta[0][1:] and ours[0][3] == ()
 
 
-def _write_ablation(work_dir, folder, means, memory=None):
+def _write_ablation(work_dir, folder, means, memory=None, params=None):
     """A comparison.json as an ablation run writes it: label -> mean."""
-    memory = memory or {}
+    memory, params = memory or {}, params or {}
     rows = [
         dict(
             method=label,
@@ -50,7 +50,8 @@ def _write_ablation(work_dir, folder, means, memory=None):
             mean=mean,
             first_round=mean,
             last_round=mean,
-            peak_memory_mib=memory.get(label, 0.0 if 'BN' in label else 5.8))
+            peak_memory_mib=memory.get(label, 0.0 if 'BN' in label else 5.8),
+            trainable_params=params.get(label, 0 if 'BN' in label else 100))
         for label, mean in means.items()
     ]
     out = work_dir / folder
@@ -72,7 +73,8 @@ def test_the_rule_scores_the_worst_margin_of_lean_variants(
     bar, ours = benchmarks.BAR, benchmarks.OURS
     # ours (the default) wins nowhere by much but never falls far; 'spiky'
     # wins two streams and loses the third; 'heavy' is better everywhere
-    # but keeps more bytes; 'partial' was not run on the synthetic stream;
+    # but keeps more bytes, 'wide' trains more parameters; 'partial' was
+    # not run on the synthetic stream;
     # 'challenger' beats ours on the real streams and, on the synthetic
     # one, ties ours' worst margin or beats it, with ours' warm-up or its
     # own.
@@ -82,6 +84,7 @@ def test_the_rule_scores_the_worst_margin_of_lean_variants(
             ours: 30.5,
             'spiky': 32.0,
             'heavy': 31.0,
+            'wide': 31.0,
             'partial': 33.0,
             'challenger': 31.0
         },
@@ -90,6 +93,7 @@ def test_the_rule_scores_the_worst_margin_of_lean_variants(
             ours: 23.6,
             'spiky': 25.0,
             'heavy': 24.0,
+            'wide': 24.0,
             'partial': 26.0,
             'challenger': 24.0
         },
@@ -98,15 +102,22 @@ def test_the_rule_scores_the_worst_margin_of_lean_variants(
             ours: 20.4,
             'spiky': 19.9,
             'heavy': 21.0,
+            'wide': 21.0,
             'challenger': challenger
         })
     for folder, means in streams.items():
-        _write_ablation(tmp_path, folder, means, memory={'heavy': 19.9})
+        _write_ablation(
+            tmp_path,
+            folder,
+            means,
+            memory={'heavy': 19.9},
+            params={'wide': 280})
     warmups = {ours: 'w', 'challenger': 'w' if shares_warmup else 'c'}
     table, best = benchmarks.selection_table(str(tmp_path), warmups)
     assert best == chosen
     assert f'| {ours} |' in table and '+0.40 |' in table
     assert '(more memory)' in table and '(not on every stream)' in table
+    assert '(more parameters)' in table
 
 
 def test_the_rule_names_the_missing_ablation(tmp_path):
