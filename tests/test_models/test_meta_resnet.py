@@ -49,12 +49,31 @@ def test_meta_conv_strides_follow_downsampling_and_dilation():
     assert [m.conv_block.conv.stride[0] for m in net.meta_nets] == [2, 4]
 
 
-@pytest.mark.parametrize('kernel', [1, 3])
+def test_dilated_meta_convs_take_their_partitions_dilation():
+    # D8 with contract_dilation: blocks' dilations 1, 1, 1, 1, 1, 2, 2, 4;
+    # K=5 ends its partitions at blocks 0, 1, 3, 5 and 7.
+    kw = dict(strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4), **TINY)
+    kw.update(contract_dilation=True)
+    plain = MetaResNetV1c(partitions=5, **kw)
+    dilated = MetaResNetV1c(partitions=5, dilated_meta=True, **kw)
+    assert [m.conv_block.conv.dilation[0]
+            for m in dilated.meta_nets] == [1, 1, 1, 2, 4]
+    assert {m.conv_block.conv.dilation[0] for m in plain.meta_nets} == {1}
+    # The same parameters: a checkpoint of either loads into the other.
+    dilated.load_state_dict(plain.state_dict())
+
+
+@pytest.mark.parametrize('kernel, dilated', [(1, False), (3, False),
+                                             (3, True)])
 @pytest.mark.parametrize('partitions', [4, 5, [3, 5], [1, 6, 1]])
-def test_output_shapes_match_stock_resnet(kernel, partitions):
+def test_output_shapes_match_stock_resnet(kernel, dilated, partitions):
     kw = dict(strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4), **TINY)
     stock = ResNetV1c(**kw)
-    meta = MetaResNetV1c(partitions=partitions, meta_kernel_size=kernel, **kw)
+    meta = MetaResNetV1c(
+        partitions=partitions,
+        meta_kernel_size=kernel,
+        dilated_meta=dilated,
+        **kw)
     stock.eval(), meta.eval()  # mmseg's ResNet.train() returns None
     x = torch.randn(1, 3, 48, 64)
     shapes = [o.shape for o in stock(x)]

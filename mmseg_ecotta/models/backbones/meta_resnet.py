@@ -69,17 +69,23 @@ class MetaNet(nn.Module):
         out_channels (int): Channels of the partition's output.
         stride (int): The partition's total downsampling.
         kernel_size (int): Conv kernel size (3 in the authors' sample).
+        dilation (int): Conv dilation. Defaults to 1.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int,
-                 kernel_size: int) -> None:
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 stride: int,
+                 kernel_size: int,
+                 dilation: int = 1) -> None:
         super().__init__()
         self.conv_block = ConvModule(
             in_channels,
             out_channels,
             kernel_size,
             stride=stride,
-            padding=kernel_size // 2,
+            padding=dilation * (kernel_size // 2),
+            dilation=dilation,
             bias=False,
             norm_cfg=dict(type='BN'),
             act_cfg=dict(type='ReLU'))
@@ -113,6 +119,11 @@ class MetaResNet(ResNet):
             ``PARTITION_PRESETS[depth][K]``. Defaults to 5.
         meta_kernel_size (int): Kernel size of the meta conv blocks.
             Defaults to 3.
+        dilated_meta (bool): Give each meta conv the dilation of its
+            partition's last block (in a D8 ResNet 2 in stage 3 and 4 in
+            stage 4), so it sees the context the frozen blocks beside it
+            see, with the same parameters. Defaults to False (dilation 1,
+            the authors' sample).
         **kwargs: Passed to :class:`mmseg.models.backbones.ResNet`.
 
     The self-distilled regulariser compares each partition's adapted and
@@ -123,6 +134,7 @@ class MetaResNet(ResNet):
     def __init__(self,
                  partitions: 'int | Sequence[int]' = 5,
                  meta_kernel_size: int = 3,
+                 dilated_meta: bool = False,
                  **kwargs) -> None:
         super().__init__(**kwargs)
         blocks = [
@@ -134,6 +146,7 @@ class MetaResNet(ResNet):
             raise ValueError(f'meta_kernel_size={meta_kernel_size} must be '
                              'a positive odd number (e.g. 1 or 3)')
         self.meta_kernel_size = meta_kernel_size
+        self.dilated_meta = dilated_meta
         strides = self._block_strides()
         self.meta_nets = nn.ModuleList()
         self._partition_slices: List[Tuple[int, int]] = []
@@ -143,9 +156,10 @@ class MetaResNet(ResNet):
             stride = 1
             for s in strides[start:start + size]:
                 stride *= s
+            dilation = part[-1].dilation if dilated_meta else 1
             self.meta_nets.append(
                 MetaNet(part[0].conv1.in_channels, _out_channels(part[-1]),
-                        stride, meta_kernel_size))
+                        stride, meta_kernel_size, dilation))
             self._partition_slices.append((start, start + size))
             start += size
         # The list recording_partitions() fills; None outside its block.
