@@ -46,7 +46,8 @@ def average(state_dicts: List[Dict[str, torch.Tensor]],
     soup = dict(first)
     for key, value in first.items():
         if value.is_floating_point():
-            total = sum(state_dict[key].float() for state_dict in state_dicts)
+            # Summed in float64, so one checkpoint publishes bit for bit.
+            total = sum(state_dict[key].double() for state_dict in state_dicts)
             soup[key] = (total / len(state_dicts)).to(value.dtype)
     return soup
 
