@@ -13,6 +13,7 @@ Config and checkpoint paths of the last two are relative to the
 repository root (:data:`~mmseg_ecotta.apis.compare.ROOT`): call them from
 there, as the tools do.
 """
+import math
 import os
 import os.path as osp
 import re
@@ -321,9 +322,10 @@ RESOLUTION = 0.1
 # A warm-up's seed alone moves the worst margin by up to 0.32: seeds 0, 1
 # and 2 of ours score +0.74, +0.42 and +0.60 (README, "How much the
 # warm-up's seed moves these numbers"). A variant with a warm-up of its own
-# must beat the default by more than that; variants that share the
-# default's warm-up (the test-time changes) run on the same meta networks
-# and are held to RESOLUTION.
+# must beat the default by more than that, or, judged by the mean over n
+# warm-up seeds (seed_study), by more than that over sqrt(n); variants that
+# share the default's warm-up (the test-time changes) run on the same meta
+# networks and are held to RESOLUTION.
 WARMUP_RESOLUTION = 0.32
 # Each ablation row's warm-up, by label (the CamVid checkpoints; the
 # synthetic rows pair the same way, recipe_rows).
@@ -427,6 +429,44 @@ def selection_table(
         scores, ABLATION_WARMUPS if warmups is None else warmups)
 
 
+def warmup_resolution(seeds: int = 1) -> float:
+    """The gain a variant with a warm-up of its own needs over the default.
+
+    Judged at one warm-up seed, it is :data:`WARMUP_RESOLUTION`. Judged by
+    the mean worst margin over ``seeds`` warm-up seeds, the same seeds for
+    both, the seed's noise in that mean shrinks as ``1 / sqrt(seeds)``.
+    """
+    if seeds < 1:
+        raise ValueError(f'seeds={seeds}: a variant is judged on at least '
+                         'one warm-up seed')
+    return WARMUP_RESOLUTION / math.sqrt(seeds)
+
+
+def seed_study(ours: Sequence[float],
+               variant: Sequence[float]) -> Tuple[float, float, bool]:
+    """Whether a variant with a warm-up of its own beats the default.
+
+    Args:
+        ours (Sequence[float]): The default's worst margins (as
+            :func:`selection_table` scores them), one per warm-up seed.
+        variant (Sequence[float]): The variant's, at the same seeds.
+
+    Returns:
+        Tuple[float, float, bool]: The variant's mean gain, the gain it
+        needs (:func:`warmup_resolution`) and whether it wins.
+
+    Raises:
+        ValueError: If the two were not warmed up at as many seeds.
+    """
+    if len(ours) != len(variant) or not ours:
+        raise ValueError(
+            f'{len(ours)} seeds of the default against {len(variant)} of the '
+            'variant: compare them at the same warm-up seeds')
+    gain = (sum(variant) - sum(ours)) / len(ours)
+    needed = warmup_resolution(len(ours))
+    return gain, needed, gain > needed
+
+
 def _choose(scores: Dict[str, float], warmups: Dict[str, str]):
     """The rule's choice (a label, or None) among eligible variants."""
     if OURS not in scores:
@@ -434,7 +474,7 @@ def _choose(scores: Dict[str, float], warmups: Dict[str, str]):
 
     def needed(label: str) -> float:
         shared = warmups.get(label, label) == warmups.get(OURS)
-        return RESOLUTION if shared else WARMUP_RESOLUTION
+        return RESOLUTION if shared else warmup_resolution()
 
     winners = [
         label for label, score in scores.items()

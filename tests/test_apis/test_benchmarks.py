@@ -120,6 +120,26 @@ def test_the_rule_scores_the_worst_margin_of_lean_variants(
     assert '(more parameters)' in table
 
 
+@pytest.mark.parametrize(
+    'ours, variant, wins',
+    [
+        ([0.74], [1.0], False),  # +0.26 at one seed: within its spread
+        ([0.74], [1.1], True),  # +0.36
+        # kernel size 5 at seeds 0-2: +0.14, below 0.32 / sqrt(3)
+        ([0.74, 0.42, 0.60], [1.00, 0.85, 0.33], False),
+        ([0.74, 0.42, 0.60], [0.95, 0.65, 0.80], True),  # +0.21
+    ])
+def test_a_warm_up_judged_over_more_seeds_needs_less(ours, variant, wins):
+    gain, needed, won = benchmarks.seed_study(ours, variant)
+    assert needed == pytest.approx(benchmarks.WARMUP_RESOLUTION /
+                                   len(ours)**0.5)
+    assert gain == pytest.approx(
+        sum(v - o for o, v in zip(ours, variant)) / len(ours))
+    assert won == wins
+    with pytest.raises(ValueError, match='same warm-up seeds'):
+        benchmarks.seed_study(ours, variant + [1.0])
+
+
 def test_the_rule_names_the_missing_ablation(tmp_path):
     _write_ablation(tmp_path, 'select_s3_ablation', {benchmarks.BAR: 30.0})
     with pytest.raises(
