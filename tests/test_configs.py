@@ -19,6 +19,8 @@ CONFIGS = sorted(
     if '_base_' not in p)
 MODEL_DEFINITIONS = sorted(
     glob.glob(osp.join(REPO, 'configs', '_base_', 'models', '*.py')))
+WARMUPS = sorted(
+    glob.glob(osp.join(REPO, 'configs', 'ecotta', 'ecotta-warmup_*.py')))
 # Run configs of the methods that train parameters (they have an optimizer).
 TRAINING_RUNS = sorted(
     p for method in ('tent', 'eata', 'cotta', 'ecotta')
@@ -36,6 +38,30 @@ def test_config_builds(path):
     assert cfg.model.get('pretrained') is None, 'never download weights'
     init_default_scope('mmseg')
     MODELS.build(cfg.model)
+
+
+def _corruptions(node):
+    """Every WeatherCorruption's corruption in a (nested) config node."""
+    if isinstance(node, dict):
+        found = []
+        if node.get('type') == 'WeatherCorruption':
+            found.append(node['corruption'])
+        return found + [c for v in node.values() for c in _corruptions(v)]
+    if isinstance(node, (list, tuple)):
+        return [c for v in node for c in _corruptions(v)]
+    return []
+
+
+@pytest.mark.parametrize('path', WARMUPS, ids=_ids(WARMUPS))
+def test_no_warm_up_sees_a_weather_streams_corruption(path):
+    # The warm-up is source training: the streams' corruptions, and those
+    # that look like them, stay unseen until test time.
+    from mmseg_ecotta.datasets.corrupted_stream import ACDC_STAND_INS
+    seen = set(_corruptions(Config.fromfile(path).train_dataloader))
+    assert seen.isdisjoint(
+        set(ACDC_STAND_INS.values())
+        | {'frost', 'spatter', 'brightness', 'contrast'}), seen
+    assert bool(seen) == ('corruptaug' in path), seen
 
 
 @pytest.mark.parametrize(
