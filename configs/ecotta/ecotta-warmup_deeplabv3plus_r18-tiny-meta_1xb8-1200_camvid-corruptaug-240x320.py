@@ -8,18 +8,7 @@ _base_ = [
     './ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1200_camvid-240x320.py',
     '../_base_/datasets/warmup_corruptions.py'
 ]
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(
-        type='RandomResize',
-        scale=(320, 240),
-        ratio_range=(0.75, 1.5),
-        keep_ratio=True),
-    dict(
-        type='RandomCrop', crop_size={{_base_.crop_size}}, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5), {{_base_.corruption_aug}},
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs')
-]
+# The base's pipeline with the corruptions before its photometric distortion.
+train_pipeline = _base_.train_pipeline
+train_pipeline.insert(-2, _base_.corruption_aug)
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

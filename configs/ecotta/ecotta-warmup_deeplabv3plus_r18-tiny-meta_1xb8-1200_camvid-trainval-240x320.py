@@ -6,17 +6,16 @@
 _base_ = [
     './ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1200_camvid-240x320.py'
 ]
+# The base's dataset, once per split.
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,
         type='ConcatDataset',
         datasets=[
             dict(
-                type={{_base_.dataset_type}},
-                data_root={{_base_.data_root}},
+                _base_.train_dataloader.dataset,
                 data_prefix=dict(
                     img_path='leftImg8bit/' + split,
-                    seg_map_path='gtFine/' + split),
-                pipeline={{_base_.train_pipeline}})
+                    seg_map_path='gtFine/' + split))
             for split in ('train', 'val')
         ]))

@@ -4,17 +4,16 @@
 # fresh seeds 3 and 4 (README, "More frames for the warm-up").
 # python tools/train.py THIS_CONFIG --cfg-options randomness.seed=N
 _base_ = './ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1500_synthetic-128x256.py'  # noqa: E501
+# The base's dataset, once per split.
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,
         type='ConcatDataset',
         datasets=[
             dict(
-                type={{_base_.dataset_type}},
-                data_root={{_base_.data_root}},
+                _base_.train_dataloader.dataset,
                 data_prefix=dict(
                     img_path='leftImg8bit/' + split,
-                    seg_map_path='gtFine/' + split),
-                pipeline={{_base_.train_pipeline}})
+                    seg_map_path='gtFine/' + split))
             for split in ('train', 'val')
         ]))
