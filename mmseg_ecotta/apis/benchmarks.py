@@ -199,26 +199,35 @@ WARMED_UP = DEV_CKPT.format('meta-warmup')
 # plain (batch statistics of 8 crops), 300 iterations.
 STORED_WARMUP = ABLATION_CKPT.format('sourcebn')
 # The fourth release's: every BN on each image's statistics, cross-entropy
-# only (ours adds the self-distilled regulariser).
+# only (the fifth adds the self-distilled regulariser).
 SAMPLE_WARMUP = ABLATION_CKPT.format('sample')
-# Every release before ours ran at this test-time learning rate or its own.
+# The fifth release's: the fourth's plus the self-distilled regulariser, on
+# CamVid's train frames, clean (ours adds the val frames and corrupts half
+# of the crops).
+SELF_DISTILLED_WARMUP = ABLATION_CKPT.format('sample-sd')
+# Every release before the fifth ran at this test-time learning rate or its
+# own.
 EARLIER_LR = LR.format(2.5e-4)
 # The shipped recipe's row in every ablation: the default the selection
 # rule keeps or replaces.
-OURS = 'ours: fourth + self-distilled warm-up, lr 5e-4'
+OURS = 'ours: fifth + train and val frames, corrupted crops'
+FIFTH = 'fifth release: self-distilled warm-up, lr 5e-4'
 
 
-def recipe_rows(config: str, ours: str, fourth: str) -> List[Row]:
-    """Ours and one change to ours per row, on one stream.
+def recipe_rows(config: str, ours: str, fifth: str,
+                fourth: str) -> List[Row]:
+    """Ours, the release before it, and one change to ours per row.
 
     Args:
         config (str): The stream's EcoTTA run config.
         ours (str): Its shipped warm-up checkpoint.
+        fifth (str): Its fifth-release warm-up (clean crops).
         fourth (str): Its fourth-release warm-up (no self-distillation).
     """
     return [
         (OURS, config, ours, ()),
-        ('ours, warm-up without self-distillation', config, fourth, ()),
+        (FIFTH, config, fifth, ()),
+        ('fifth, warm-up without self-distillation', config, fourth, ()),
         ('ours, no test-time update (lr 0)', config, ours, (LR.format(0), )),
         ('ours, lr 2.5e-4', config, ours, (EARLIER_LR, )),
         ('ours, lr 1e-3', config, ours, (LR.format(1e-3), )),
@@ -251,7 +260,7 @@ DEV_ABLATION: List[Row] = [
      SAMPLE_WARMUP, (EARLIER_LR, )),
     ('fourth, 300-iteration warm-up', DEV_ECOTTA,
      ABLATION_CKPT.format('sample-300'), (EARLIER_LR, )),
-    *recipe_rows(DEV_ECOTTA, WARMED_UP, SAMPLE_WARMUP),
+    *recipe_rows(DEV_ECOTTA, WARMED_UP, SELF_DISTILLED_WARMUP, SAMPLE_WARMUP),
 ]
 
 # --- selection on held-out synthetic scenes ---------------------------------
@@ -261,16 +270,19 @@ DEV_ABLATION: List[Row] = [
 SYNTHETIC_SELECT_ROOT = 'data/synthetic_heldout'
 SYNTHETIC_SELECT_SEED = 1
 SYNTHETIC_ECOTTA = run_config('ecotta', 'synthetic')
-SYNTHETIC_SAMPLE_WARMUP = ('data/checkpoints/ablation/'
+SYNTHETIC_ABLATION_CKPT = ('data/checkpoints/ablation/'
                            'deeplabv3plus_r18-tiny_meta_synthetic-warmup-'
-                           'sample.pth')
+                           '{}.pth')
+SYNTHETIC_SAMPLE_WARMUP = SYNTHETIC_ABLATION_CKPT.format('sample')
 SYNTHETIC_ABLATION: List[Row] = [
     ('BN adapt (the bar)', run_config('bn_adapt',
                                       'synthetic'), SOURCE_CKPT, ()),
     ('TENT', run_config('tent', 'synthetic'), SOURCE_CKPT, ()),
     ("fourth release: warm-up on each image's statistics", SYNTHETIC_ECOTTA,
      SYNTHETIC_SAMPLE_WARMUP, (EARLIER_LR, )),
-    *recipe_rows(SYNTHETIC_ECOTTA, WARMUP_CKPT, SYNTHETIC_SAMPLE_WARMUP),
+    *recipe_rows(SYNTHETIC_ECOTTA, WARMUP_CKPT,
+                 SYNTHETIC_ABLATION_CKPT.format('sample-sd'),
+                 SYNTHETIC_SAMPLE_WARMUP),
 ]
 
 

@@ -11,7 +11,7 @@ from ..conftest import REPO, TINY_MODEL, build_model
 
 WARMUP = osp.join(
     REPO, 'configs/ecotta/ecotta-warmup_deeplabv3plus_r18-tiny-meta_'
-    '1xb8-1500_synthetic-128x256.py')
+    '1xb8-1500_synthetic-trainval-corruptaug-128x256.py')
 
 
 def test_warmup_trains_only_meta_networks(tmp_path, cityscapes_root):
@@ -21,7 +21,9 @@ def test_warmup_trains_only_meta_networks(tmp_path, cityscapes_root):
     loader = dict(num_workers=0, persistent_workers=False)
     options = {
         'load_from': source_ckpt,
-        'train_dataloader.dataset.data_root': cityscapes_root,
+        # The shipped warm-up trains on the train and the val split.
+        'train_dataloader.dataset.datasets.0.data_root': cityscapes_root,
+        'train_dataloader.dataset.datasets.1.data_root': cityscapes_root,
         'val_dataloader.dataset.data_root': cityscapes_root,
         'train_dataloader.batch_size': 2,
         'train_cfg.max_iters': 3,
