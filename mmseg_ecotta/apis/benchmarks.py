@@ -214,8 +214,7 @@ OURS = 'ours: fifth + train and val frames, corrupted crops'
 FIFTH = 'fifth release: self-distilled warm-up, lr 5e-4'
 
 
-def recipe_rows(config: str, ours: str, fifth: str,
-                fourth: str) -> List[Row]:
+def recipe_rows(config: str, ours: str, fifth: str, fourth: str) -> List[Row]:
     """Ours, the release before it, and one change to ours per row.
 
     Args:
