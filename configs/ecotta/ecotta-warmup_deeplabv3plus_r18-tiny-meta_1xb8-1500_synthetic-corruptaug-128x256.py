@@ -1,6 +1,6 @@
 # The synthetic warm-up with half of its crops corrupted by ImageNet-C
 # corruptions that no weather stream uses (../_base_/datasets/
-# warmup_corruptions.py), everything else as the shipped one. A measured
+# warmup_corruptions.py), everything else as the fifth release's. A measured
 # variant, not the default: it won at five warm-up seeds but by +0.21 on
 # the two fresh ones, 0.23 needed (README, "Corruptions in the warm-up,
 # judged over five seeds").

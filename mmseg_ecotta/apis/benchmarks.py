@@ -331,12 +331,12 @@ BAR = 'BN adapt (the bar)'
 # once "won" by 0.0006), and ties keep the default.
 RESOLUTION = 0.1
 # A warm-up's seed alone moves the worst margin by up to 0.32: seeds 0, 1
-# and 2 of ours score +0.74, +0.42 and +0.60 (README, "How much the
-# warm-up's seed moves these numbers"). A variant with a warm-up of its own
-# must beat the default by more than that, or, judged by the mean over n
-# warm-up seeds (seed_study), by more than that over sqrt(n); variants that
-# share the default's warm-up (the test-time changes) run on the same meta
-# networks and are held to RESOLUTION.
+# and 2 of the fifth release's warm-up score +0.74, +0.42 and +0.60
+# (README, "How much the warm-up's seed moves these numbers"). A variant
+# with a warm-up of its own must beat the default by more than that, or,
+# judged by the mean over n warm-up seeds (seed_study), by more than that
+# over sqrt(n); variants that share the default's warm-up (the test-time
+# changes) run on the same meta networks and are held to RESOLUTION.
 WARMUP_RESOLUTION = 0.32
 # Each ablation row's warm-up, by label (the CamVid checkpoints; the
 # synthetic rows pair the same way, recipe_rows).
