@@ -5,17 +5,16 @@
 # shipped warm-up, adopted by a pre-registered study at two seeds (README,
 # "Both warm-up levers together").
 # python tools/train.py THIS_CONFIG
-_base_ = './ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1200_camvid-corruptaug-240x320.py'  # noqa: E501
-# The base's dataset, corruptions included, once per split.
+_base_ = [
+    './ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1200_camvid-trainval-240x320.py',  # noqa: E501
+    '../_base_/datasets/warmup_corruptions.py'
+]
+# The base's pipeline with the corruptions before its photometric
+# distortion, in each split's dataset.
+train_pipeline = _base_.train_pipeline
+train_pipeline.insert(-2, _base_.corruption_aug)
 train_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type='ConcatDataset',
-        datasets=[
-            dict(
-                _base_.train_dataloader.dataset,
-                data_prefix=dict(
-                    img_path='leftImg8bit/' + split,
-                    seg_map_path='gtFine/' + split))
-            for split in ('train', 'val')
-        ]))
+    dataset=dict(datasets=[
+        dict(dataset, pipeline=train_pipeline)
+        for dataset in _base_.train_dataloader.dataset.datasets
+    ]))
