@@ -1,5 +1,5 @@
 # The CamVid warm-up on the train and the val frames (468 instead of 367) with
-# half of its crops corrupted (./*-corruptaug-*, ../_base_/datasets/
+# half of its crops corrupted (../_base_/datasets/
 # warmup_corruptions.py): the two warm-up levers of the README's "More
 # frames for the warm-up" and "Corruptions in the warm-up" together. The
 # shipped warm-up, adopted by a pre-registered study at two seeds (README,
