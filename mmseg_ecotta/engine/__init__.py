@@ -1,3 +1,4 @@
+from .adaptation_trace_hook import AdaptationTraceHook
 from .adapted_model_export_hook import AdaptedModelExportHook
 from .source_checkpoint import check_checkpoint_fits, source_checkpoint
 from .stream import stream_segment
@@ -9,5 +10,6 @@ from .tta_results_hook import TTAResultsHook
 __all__ = [
     'TestTimeAdaptationHook', 'TTAResultsHook', 'check_checkpoint_fits',
     'source_checkpoint', 'stream_segment', 'AdaptedModelExportHook',
-    'StreamProgressHook', 'format_progress', 'StreamVisualizationHook'
+    'StreamProgressHook', 'format_progress', 'StreamVisualizationHook',
+    'AdaptationTraceHook'
 ]

@@ -35,7 +35,7 @@ depend on the module's mode.
 """
 import copy
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -129,6 +129,9 @@ class TTAMethod:
         self.images = 0
         self._nonfinite_streak = 0
         self._guard: Optional[StepGuard] = None  # built at the first step
+        # Called after each step taken, with the step's logits and loss
+        # (gradients still on the parameters); AdaptationTraceHook's.
+        self.step_observers: List[Callable[[Tensor, Tensor], None]] = []
         self._snapshot = self.state_dict()
         del self._snapshot['counters']  # a reset keeps counting
 
@@ -317,6 +320,8 @@ class TTAMethod:
                     self._skip()
                 else:
                     self.update(loss)
+                    for observe in self.step_observers:
+                        observe(logits.detach(), loss.detach())
             else:
                 logits = self.recover(inputs, logits)
         self.after_update(inputs, logits)
