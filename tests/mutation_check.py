@@ -27,8 +27,8 @@ MUTANTS = {
         'test_scored_prediction_is_the_pseudo_label'
     ]),
     'ecotta-drops-entropy': ('mmseg_ecotta/tta/ecotta.py', [
-        ('return (confident_entropy_loss(logits, self.threshold) +',
-         'return (0 * confident_entropy_loss(logits, self.threshold) +')
+        ('return (entropy(logits, self.threshold) +',
+         'return (0 * entropy(logits, self.threshold) +')
     ], [M + 'test_ecotta_loss_equals_hand_computation']),
     'bn-adapt-uses-stored-statistics': ('mmseg_ecotta/tta/bn_adapt.py', [
         ("convert_batchnorms(model, 'batch')",

@@ -12,11 +12,16 @@ from ..models.backbones.meta_resnet import PartitionPairs
 from ..models.segmentors import is_meta_name
 from ..registry import TTA_METHODS
 from .base import NamedParams, TTAMethod
-from .losses import (confident_entropy_loss, entropy_threshold,
-                     self_distillation_loss)
+from .losses import (class_balanced_confident_entropy, confident_entropy_loss,
+                     entropy_threshold, self_distillation_loss)
 
 # Which meta parameters adapt (EcoTTA's ``adapt``).
 ADAPT = ('all', 'norm')
+# How confident pixels are averaged into the entropy term.
+ENTROPY_AVERAGES = {
+    'pixel': confident_entropy_loss,
+    'class': class_balanced_confident_entropy
+}
 
 
 @TTA_METHODS.register_module()
@@ -53,6 +58,10 @@ class EcoTTA(TTAMethod):
             ``'norm'`` (the affine parameters of the meta networks' BN
             layers only; their convolutions keep their warmed-up weights).
             Defaults to ``'all'``.
+        entropy_average (str): ``'pixel'`` (the paper: mean over the
+            confident pixels) or ``'class'`` (mean over the predicted classes
+            of each class's mean, :func:`class_balanced_confident_entropy`).
+            Defaults to ``'pixel'``.
         lean_backward (bool): Keep no activations in the frozen layers for
             backward. Defaults to True.
         **kwargs: Passed to :class:`TTAMethod`.
@@ -66,6 +75,7 @@ class EcoTTA(TTAMethod):
                  lean_backward: bool = True,
                  per_partition_regulariser: bool = False,
                  adapt: str = 'all',
+                 entropy_average: str = 'pixel',
                  **kwargs) -> None:
         for key in ('frozen_norm_mode', 'head_norm_mode', 'meta_norm_mode'):
             if key in kwargs:
@@ -88,6 +98,10 @@ class EcoTTA(TTAMethod):
         if adapt not in ADAPT:
             raise ValueError(f'adapt={adapt!r}: choose one of {list(ADAPT)}')
         self.adapt = adapt
+        if entropy_average not in ENTROPY_AVERAGES:
+            raise ValueError(f'entropy_average={entropy_average!r}: choose '
+                             f'one of {list(ENTROPY_AVERAGES)}')
+        self.entropy_average = entropy_average
         self.reg_weight = reg_weight
         self.per_partition_regulariser = per_partition_regulariser
         self.threshold = entropy_threshold(model.num_classes, e0_factor)
@@ -118,7 +132,8 @@ class EcoTTA(TTAMethod):
             entropy_threshold=self.threshold,
             meta_norm_mode=self.meta_norm_mode,
             per_partition_regulariser=self.per_partition_regulariser,
-            adapt=self.adapt)
+            adapt=self.adapt,
+            entropy_average=self.entropy_average)
 
     def collect_params(self, model: nn.Module) -> NamedParams:
         """Meta-network parameters only; the original network is frozen."""
@@ -148,5 +163,6 @@ class EcoTTA(TTAMethod):
             partitions (PartitionPairs): ``(adapted, frozen)`` output per
                 partition, of the forward that gave ``logits``.
         """
-        return (confident_entropy_loss(logits, self.threshold) +
+        entropy = ENTROPY_AVERAGES[self.entropy_average]
+        return (entropy(logits, self.threshold) +
                 self.reg_weight * self_distillation_loss(partitions))
