@@ -324,7 +324,12 @@ class CoTTA(TTAMethod):
 
     @torch.no_grad()
     def after_update(self, inputs: Tensor, logits: Tensor) -> None:
-        """EMA teacher update, then stochastic restore of the student."""
+        """EMA teacher update, then stochastic restore of the student.
+
+        In this order, as the release (``update_ema_variables`` before the
+        restore loop): the teacher takes the updated student, not the
+        restored one.
+        """
         m = self.ema_momentum
         for teacher, (_, student) in zip(self._teacher_params,
                                          self.named_params):

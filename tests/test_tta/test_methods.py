@@ -94,7 +94,7 @@ def test_only_intended_state_changes_and_reset_is_exact(name):
 
 @pytest.mark.parametrize('name', METHODS)
 def test_parameters_match_the_method(name):
-    method = build_method(name)
+    method = build_method(name, **GENERIC_KWARGS.get(name, {}))
     names = [n for n, _ in method.named_params]
     bn_params = {
         f'{n}.{p}'
@@ -108,9 +108,23 @@ def test_parameters_match_the_method(name):
     elif name == 'CoTTA':
         assert names == [n for n, _ in method.model.named_parameters()]
     elif name == 'EcoTTA':
-        assert names and all(is_meta_name(n) for n in names)
+        # every meta network parameter, and nothing else
+        meta = method.model.backbone.meta_nets
+        assert set(names) == {
+            f'backbone.meta_nets.{n}'
+            for n, _ in meta.named_parameters()
+        }
+        assert all(is_meta_name(n) for n in names)
     for n, p in method.model.named_parameters():
         assert p.requires_grad == (n in names), n
+    if name == 'EcoTTA':  # and each of them trains
+        before = copy.deepcopy(meta.state_dict(keep_vars=False))
+        method.test_step(make_batch())
+        frozen = [
+            n for n, p in meta.named_parameters()
+            if torch.equal(p, before[n])
+        ]
+        assert not frozen, frozen
 
 
 def test_unknown_method_lists_registered_ones():
@@ -419,6 +433,33 @@ def test_tent_cotta_update_equals_release_algorithm():
 def test_unknown_tent_recipe_lists_the_valid_ones():
     with pytest.raises(ValueError, match="'cotta', 'tent'"):
         build_method('Tent', recipe='segmentation')
+
+
+@pytest.mark.parametrize('name,kwargs', [
+    ('Tent', {}),
+    ('Tent', dict(recipe='cotta')),
+    ('EATA', GENERIC_KWARGS['EATA']),
+    ('EcoTTA', GENERIC_KWARGS['EcoTTA']),
+])
+def test_scored_prediction_is_made_before_the_update(name, kwargs):
+    # At the shipped learning rate the update moves the prediction a
+    # little; the scored one is the prediction of the weights before it.
+    method = build_method(name, **kwargs)
+    batch = make_batch()
+    x = method.model.data_preprocessor(batch, False)['inputs']
+
+    def prediction():
+        with torch.no_grad():
+            logits = method.decode(x)
+        return F.interpolate(logits, size=x.shape[2:], mode='bilinear')[0]
+
+    before = prediction()
+    scored = method.test_step(batch)[0].seg_logits.data
+    after = prediction()
+    assert method.stats['updates'] == 1
+    moved = (after - before).abs().max()
+    assert moved > 0
+    assert (scored - before).abs().max() < moved / 100
 
 
 @pytest.mark.parametrize('name', ['Source', 'BNAdapt'])
