@@ -113,8 +113,7 @@ MAIN_JOB_RUNS: List[Row] = [
     ('BN adapt', run_config('bn_adapt', 'synthetic'), SOURCE_CKPT, ()),
     ('TENT', run_config('tent', 'synthetic'), SOURCE_CKPT, ()),
     # TENT as CoTTA's Cityscapes -> ACDC table ran it (Tent recipe 'cotta').
-    ('TENT-CoTTA', run_config('tent', 'synthetic', 'cotta'), SOURCE_CKPT,
-     ()),
+    ('TENT-CoTTA', run_config('tent', 'synthetic', 'cotta'), SOURCE_CKPT, ()),
     ('EATA', EATA_CONFIG, SOURCE_CKPT, ()),  # + its Fisher file
     ('CoTTA (1 round)', run_config('cotta', 'synthetic'), SOURCE_CKPT,
      ('test_dataloader.dataset.rounds=1', )),
@@ -191,8 +190,8 @@ DEV_RUNS: List[Row] = [
     ('BN adapt', run_config('bn_adapt',
                             'camvid'), DEV_CKPT.format('source'), ()),
     ('TENT', run_config('tent', 'camvid'), DEV_CKPT.format('source'), ()),
-    ('TENT-CoTTA', run_config('tent', 'camvid', 'cotta'),
-     DEV_CKPT.format('source'), ()),
+    ('TENT-CoTTA', run_config('tent', 'camvid',
+                              'cotta'), DEV_CKPT.format('source'), ()),
     ('EATA', DEV_EATA, DEV_CKPT.format('source'), ()),  # + its Fisher
     ('EcoTTA', DEV_ECOTTA, DEV_CKPT.format('meta-warmup'), ()),
 ]

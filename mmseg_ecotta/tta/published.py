@@ -201,12 +201,10 @@ def _cell(value: Any) -> str:
 
 def markdown_table() -> str:
     """The table in Markdown, one row per :class:`Published` entry."""
-    lines: List[Tuple[str, ...]] = [
-        ('Defaults file', 'Setting', 'Published', 'Source', 'Shipped',
-         'Why it differs'), ('---', ) * 6
-    ]
+    lines: List[Tuple[str, ...]] = [('Defaults file', 'Setting', 'Published',
+                                     'Source', 'Shipped', 'Why it differs'),
+                                    ('---', ) * 6]
     for p in PUBLISHED:
-        lines.append(
-            (f'`{p.file}.py`', f'`{p.key}`', _cell(p.value), p.source,
-             _cell(p.shipped) if p.deviates else 'same', p.reason))
+        lines.append((f'`{p.file}.py`', f'`{p.key}`', _cell(p.value), p.source,
+                      _cell(p.shipped) if p.deviates else 'same', p.reason))
     return '\n'.join('| ' + ' | '.join(cells) + ' |' for cells in lines) + '\n'

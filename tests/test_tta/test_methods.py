@@ -121,8 +121,7 @@ def test_parameters_match_the_method(name):
         before = copy.deepcopy(meta.state_dict(keep_vars=False))
         method.test_step(make_batch())
         frozen = [
-            n for n, p in meta.named_parameters()
-            if torch.equal(p, before[n])
+            n for n, p in meta.named_parameters() if torch.equal(p, before[n])
         ]
         assert not frozen, frozen
 
@@ -398,15 +397,13 @@ def test_tent_cotta_update_equals_release_algorithm():
     reference = copy.deepcopy(model)  # stock BN layers
     source = copy.deepcopy(model.state_dict())
     method = build_tta_method(
-        method_cfg(
-            'Tent', recipe='cotta', optimizer=dict(type='SGD', lr=0.1)),
+        method_cfg('Tent', recipe='cotta', optimizer=dict(type='SGD', lr=0.1)),
         model)
     batch = make_batch()
     scored = method.test_step(batch)[0].seg_logits.data
 
     bns = [m for m in reference.modules() if isinstance(m, _BatchNorm)]
-    opt = torch.optim.SGD([p for m in bns for p in (m.weight, m.bias)],
-                          lr=0.1)
+    opt = torch.optim.SGD([p for m in bns for p in (m.weight, m.bias)], lr=0.1)
     x = reference.data_preprocessor(batch, False)['inputs']
 
     def upsampled_logits():
