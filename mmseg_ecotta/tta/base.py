@@ -8,11 +8,13 @@ A method is three decisions (after tent, Wang et al., ICLR 2021):
 3. :meth:`TTAMethod.loss`: what is minimised on each test batch.
 
 The base class owns everything else once: re-enabling gradients inside
-mmengine's ``no_grad`` test loop, the optimizer built from config, the
-snapshot and exact reset, the non-finite guard (a step that breaks the
-weights is undone, see :mod:`~mmseg_ecotta.tta.step_guard`), memory and
-time accounting, and the online protocol (the scored prediction comes from the
-same forward pass that produces the loss: predict, then update).
+mmengine's ``no_grad`` test loop, the optimizer built from config (and
+restarted at every domain where a recipe asks,
+:meth:`TTAMethod.segment_started`), the snapshot and exact reset, the
+non-finite guard (a step that breaks the weights is undone, see
+:mod:`~mmseg_ecotta.tta.step_guard`), memory and time accounting, and
+the online protocol (the scored prediction comes from the same forward
+pass that produces the loss: predict, then update).
 
 The loss says what it needs: :meth:`TTAMethod.loss` gets the logits, the
 normalised batch and, as keywords, whatever else :meth:`TTAMethod.forward`
