@@ -100,7 +100,10 @@ MUTANTS = {
         'test_valid_logits_give_finite_scalars_and_exact_gradients'
     ]),
     'ecotta-meta-bn-frozen': ('mmseg_ecotta/tta/ecotta.py', [
-        ('if is_meta_name(n)]', "if is_meta_name(n) and 'meta_bn' not in n]")
+        ('        """Meta-network parameters only; the original network is '
+         'frozen."""\n',
+         '        return [(n, p) for n, p in model.named_parameters()\n'
+         "                if is_meta_name(n) and 'meta_bn' not in n]\n")
     ], [M + 'test_parameters_match_the_method[EcoTTA]']),
     'tent-cotta-on-batch-statistics': ('mmseg_ecotta/tta/tent.py', [
         ("'cotta': ('source', 'own_argmax', True)",
