@@ -118,7 +118,7 @@ def test_parameters_match_the_method(name):
     for n, p in method.model.named_parameters():
         assert p.requires_grad == (n in names), n
     if name == 'EcoTTA':  # and each of them trains
-        before = copy.deepcopy(meta.state_dict(keep_vars=False))
+        before = copy.deepcopy(meta.state_dict())
         method.test_step(make_batch())
         frozen = [
             n for n, p in meta.named_parameters() if torch.equal(p, before[n])
