@@ -166,6 +166,7 @@ class TestTimeAdaptationHook(Hook):
             collapsed = self.results.collapsed
             if self.episodic or (collapsed and self.reset_on_collapse):
                 self.method.reset()
+            self.method.segment_started()
         self._segment = segment
         if self.checkpoint.due(boundary):
             self.checkpoint.save(self.method, self._segment,
