@@ -32,10 +32,16 @@ def segment_table(rows: List[dict]) -> List[str]:
     for row in rows:
         segments.setdefault((row['round'], row['domain']), []).append(row)
     groups = sorted({g for row in rows for g in row['drift']})
+    # Column names without the prefix all groups share
+    # ('backbone.meta_nets.0' -> '0').
+    prefix = osp.commonprefix(groups)
+    prefix = prefix[:prefix.rfind('.') + 1] if len(groups) > 1 else ''
+    names = [g[len(prefix):] for g in groups]
     lines = [
         '| round | domain | updates | loss | entropy | confident | ' +
-        ' | '.join(f'grad {g}' for g in groups) + ' | ' +
-        ' | '.join(f'drift {g}' for g in groups) + ' |',
+        ' | '.join(f'grad {g}'
+                   for g in names) + ' | ' + ' | '.join(f'drift {g}'
+                                                        for g in names) + ' |',
         '|' + '---|' * (6 + 2 * len(groups))
     ]
     for (rnd, domain), seg in segments.items():
@@ -79,9 +85,13 @@ def main() -> None:
         '--against', help='work dir of a run to compare per-class IoU with')
     args = parser.parse_args()
     trace = load_json(args.work_dir, 'adaptation_trace.json')
-    print(f"{trace['method']}: {len(trace['rows'])} updates, confident = "
-          f"entropy below {trace['threshold']:.3f} nats")
-    print('\n'.join(segment_table(trace['rows'])))
+    rows = trace['rows']
+    groups = sorted({g for row in rows for g in row['drift']})
+    print(f"{trace['method']}: {len(rows)} updates, confident = entropy "
+          f"below {trace['threshold']:.3f} nats; grad: mean L2 norm of the "
+          'gradient, drift: |theta - theta0| / |theta0| at the end of the '
+          f'segment, per parameter group ({", ".join(groups)})')
+    print('\n'.join(segment_table(rows)))
     if args.against:
         print()
         print('\n'.join(
