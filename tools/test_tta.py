@@ -68,7 +68,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
-                      args.unsafe_load)
+                      args.unsafe_load, args.allow_nonfinite)
     cfg = tta_test_config(
         cfg,
         args.checkpoint,

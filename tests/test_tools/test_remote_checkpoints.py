@@ -106,6 +106,9 @@ def _train_options(cityscapes_root: str) -> list:
         'train_dataloader.persistent_workers': False,
         'val_dataloader.num_workers': 0,
         'val_dataloader.persistent_workers': False,
+        # Short, should the payload be loaded and training go on.
+        'train_cfg.max_iters': 1,
+        'train_cfg.val_interval': 1,
     }
     return [f'{k}={v}' for k, v in options.items()]
 
