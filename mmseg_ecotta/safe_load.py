@@ -189,9 +189,8 @@ class NumpyArrayStandIn:
     array: Optional[np.ndarray] = None
 
     def __setstate__(self, state: Any) -> None:
-        if not (isinstance(state, tuple) and len(state) == 5
-                and isinstance(state[2], NumpyDtypeStandIn)
-                and isinstance(state[4], bytes)):
+        if not (isinstance(state, tuple) and len(state) == 5 and isinstance(
+                state[2], NumpyDtypeStandIn) and isinstance(state[4], bytes)):
             raise _refuse_numpy(f'a numpy array with the state {state!r:.80}')
         version, shape, dtype, fortran, data = state
         array = np.ndarray.__new__(np.ndarray, (0, ), 'b')

@@ -185,8 +185,9 @@ class ForgedDtype:
     def __reduce__(self):
         # Flags 25: NPY_ITEM_REFCOUNT | NPY_NEEDS_INIT | NPY_NEEDS_PYAPI,
         # without NPY_LIST_PICKLE, so numpy reads the array's raw bytes.
-        return (np.dtype, (self.base, False, True),
-                (3, '|', None, ('a', ), {'a': (np.dtype('O'), 0)}, 8, 1, 25))
+        return (np.dtype, (self.base, False, True), (3, '|', None, ('a', ), {
+            'a': (np.dtype('O'), 0)
+        }, 8, 1, 25))
 
 
 class ForgedArray:
@@ -287,8 +288,7 @@ def test_malformed_checkpoints_name_the_file(kind, message, tmp_path):
         with open(path, 'wb') as f:
             f.write(data[:len(data) // 2])
     else:
-        torch.save(
-            dict(list=[1, 2], tensor=torch.ones(2), int=5)[kind], path)
+        torch.save(dict(list=[1, 2], tensor=torch.ones(2), int=5)[kind], path)
     model = build_model(TINY_MODEL)
     with pytest.raises(ValueError, match=message) as info:
         load_checkpoint(model, path, map_location='cpu')
@@ -324,7 +324,8 @@ def test_the_opt_in_is_reported_from_where_the_user_gave_it(
     warnings = []
     monkeypatch.setattr(safe_load, '_unsafe_load_source', None)
     monkeypatch.setattr(
-        safe_load, 'print_log',
+        safe_load,
+        'print_log',
         lambda message, logger=None, level=None: warnings.append(message))
     config = tmp_path / 'cfg.py'
     config.write_text('x = 1\n')

@@ -367,8 +367,8 @@ class StreamCheckpoint:
         self.path = osp.join(runner.work_dir, self.state_file)
         loader = runner.test_loop.dataloader
         if self.saving or resume:
-            self.fingerprint = run_fingerprint(runner.cfg, method_cfg,
-                                               options, model, loader.dataset,
+            self.fingerprint = run_fingerprint(runner.cfg, method_cfg, options,
+                                               model, loader.dataset,
                                                loader.batch_size)
         if self.saving:
             # What a kill during a state write left (the state is intact).

@@ -3,9 +3,10 @@
 A resumed stream must be the interrupted one: the same starting weights,
 method and model, the same content of the files the method reads (a Fisher
 file), the same hook options (episodic, collapse reset, checkpoint check),
-the same domains in the same order, the same samples, pipeline and metric. :func:`run_fingerprint` records all of it in the
-adaptation state; :func:`fingerprint_differences` names what differs in
-a few words (not a dump of two configs).
+the same domains in the same order, the same samples, pipeline and
+metric. :func:`run_fingerprint` records all of it in the adaptation state;
+:func:`fingerprint_differences` names what differs in a few words (not a
+dump of two configs).
 
 One difference is allowed on purpose: samples *removed* from the stream.
 Hostile input fails fast naming the file (``LoadChecked*``); the
@@ -185,12 +186,11 @@ def fingerprint_differences(saved: Dict[str, Any],
                       f'{str(now.get(field))[:12]}.. now')
         elif field == 'side_files' and isinstance(saved.get(field), dict):
             old, new = saved[field], now.get(field) or {}
-            detail = '; '.join(
-                f'{key}: the file content differs, sha256 '
-                f'{str(old.get(key))[:12]}.. saved, '
-                f'{str(new.get(key))[:12]}.. now'
-                for key in sorted(set(old) | set(new))
-                if old.get(key) != new.get(key))
+            detail = '; '.join(f'{key}: the file content differs, sha256 '
+                               f'{str(old.get(key))[:12]}.. saved, '
+                               f'{str(new.get(key))[:12]}.. now'
+                               for key in sorted(set(old) | set(new))
+                               if old.get(key) != new.get(key))
         else:
             changes = _changes(saved.get(field), now.get(field))
             detail = '; '.join(changes[:3]) + (f'; {len(changes) - 3} more'

@@ -1,5 +1,6 @@
 """Config loading shared by the command-line tools."""
 import math
+import os
 import os.path as osp
 from typing import Any, Optional
 
@@ -74,8 +75,9 @@ def check_finite_settings(cfg: Any, where: str, key: str = '') -> None:
         raise ValueError(
             f'{key}={cfg} in {where}: settings must be finite numbers; give '
             'a finite value (check --cfg-options)')
-    items = cfg.items() if isinstance(cfg, dict) else enumerate(cfg) if (
-        isinstance(cfg, (list, tuple))) else ()
+    items = cfg.items() if isinstance(
+        cfg, dict) else enumerate(cfg) if (isinstance(cfg,
+                                                      (list, tuple))) else ()
     for k, value in items:
         check_finite_settings(value, where, f'{key}.{k}' if key else str(k))
 
@@ -89,8 +91,8 @@ def apply_config_opt_ins(cfg: Config, where: str) -> None:
     Raises:
         ValueError: A key is set to something else than True or False.
     """
-    for key, allow in (('unsafe_load', allow_unsafe_load),
-                       ('allow_nonfinite', allow_nonfinite)):
+    for key, allow in (('unsafe_load', allow_unsafe_load), ('allow_nonfinite',
+                                                            allow_nonfinite)):
         value = cfg.get(key, False)
         if not isinstance(value, bool):
             raise ValueError(f'{key}={value!r} in {where}: give True or '
@@ -126,6 +128,12 @@ def load_config(path: str,
 
     Returns:
         Config: The merged config.
+
+    Raises:
+        FileNotFoundError: No config at ``path``.
+        ValueError: A NaN or infinite setting, an opt-in that is not a
+            bool, or a symlink where the runner writes the config in the
+            work dir (it would overwrite the link's target).
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file {path!r} does not exist')
@@ -147,6 +155,14 @@ def load_config(path: str,
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(path))[0])
+    # mmengine's runner writes the config there with open(), which would
+    # overwrite the target of a symlink planted in a shared work dir.
+    dump = osp.join(cfg.work_dir, osp.basename(path))
+    if osp.islink(dump):
+        raise ValueError(
+            f'{dump} is a symlink (to {os.readlink(dump)}): the run writes '
+            'its config there and would overwrite the target; remove the '
+            'link or give another --work-dir')
     return cfg
 
 

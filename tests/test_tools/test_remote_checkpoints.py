@@ -24,12 +24,12 @@ from ..conftest import (REPO, SHELL_GLOBAL, TINY_MODEL, ShellPayload,
                         synthetic_config)
 from .test_warmup import WARMUP
 
-MMSEG_TOOLS = osp.join(osp.dirname(__import__('mmseg').__file__), '.mim',
-                       'tools')
+MMSEG_TOOLS = osp.join(
+    osp.dirname(__import__('mmseg').__file__), '.mim', 'tools')
 # Each scheme, and the file name its download is cached under.
 SCHEMES = {
-    'https': ('https://download.example.com/ecotta/planted.pth',
-              'planted.pth'),
+    'https':
+    ('https://download.example.com/ecotta/planted.pth', 'planted.pth'),
     'open-mmlab': ('open-mmlab://resnet18_v1c', 'resnet18_v1c-b5776b93.pth'),
 }
 
@@ -88,8 +88,7 @@ def test_loader_refuses_a_remote_payload(scheme, tmp_path, monkeypatch):
 @pytest.mark.parametrize('tool, scheme',
                          [('tools/test_tta.py', 'https'),
                           (osp.join(MMSEG_TOOLS, 'test.py'), 'open-mmlab')])
-def test_test_tools_refuse_a_remote_payload(tool, scheme, tmp_path,
-                                            acdc_root):
+def test_test_tools_refuse_a_remote_payload(tool, scheme, tmp_path, acdc_root):
     remote_payload = plant(tmp_path, scheme)
     result = _run(remote_payload, tool, synthetic_config('source'),
                   remote_payload['url'], '--work-dir', str(tmp_path / 'work'),
@@ -129,9 +128,8 @@ def test_train_refuses_a_remote_payload(how, scheme, tmp_path,
         (work_dir / 'last_checkpoint').write_text(remote_payload['url'])
         options.append('load_from=None')
         extra = ['--resume']
-    result = _run(remote_payload, 'tools/train.py', WARMUP,
-                  '--work-dir', str(work_dir), *extra, '--cfg-options',
-                  *options)
+    result = _run(remote_payload, 'tools/train.py', WARMUP, '--work-dir',
+                  str(work_dir), *extra, '--cfg-options', *options)
     _assert_refused(result, remote_payload)
 
 
