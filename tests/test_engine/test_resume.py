@@ -217,7 +217,8 @@ REFUSED = dict(
         'custom_hooks.0.method.lean_backward=True',
         'test_dataloader.dataset.rounds=3',
         'test_dataloader.dataset.dataset_template.pipeline.1.scale=(128,64)',
-        'test_evaluator.ignore_index=0', 'custom_hooks.0.reset_on_collapse=True',
+        'test_evaluator.ignore_index=0',
+        'custom_hooks.0.reset_on_collapse=True',
         'custom_hooks.0.check_checkpoint=False'
     ], [
         'method (lean_backward: new, True)',

@@ -95,4 +95,3 @@ def test_a_planted_symlink_is_replaced_not_followed(tmp_path):
     write_json_atomic(dict(a=1), str(link))
     assert target.read_text() == 'precious'
     assert not link.is_symlink() and json.loads(link.read_text()) == dict(a=1)
-
