@@ -60,17 +60,23 @@ def file_digest(path: str) -> str:
     return digest.hexdigest()
 
 
+# Keys of a method config that name a file the method reads.
+SIDE_FILE_KEYS = ('_file', '_path')
+
+
 def side_file_digests(method_cfg: Any, key: str = '') -> Dict[str, str]:
     """The content hash of each file a method config names.
 
     A method reading a file (EATA's ``fisher_file``) computes what the
-    file holds: the same path with other content is another run.
+    file holds: the same path with other content is another run. Files
+    are the existing paths under keys ending in :data:`SIDE_FILE_KEYS`.
 
     Returns:
         dict: Dotted key in the method config -> SHA-256 of the file.
     """
     if isinstance(method_cfg, str):
-        return {key: file_digest(method_cfg)} if osp.isfile(method_cfg) else {}
+        named = key.endswith(SIDE_FILE_KEYS) and osp.isfile(method_cfg)
+        return {key: file_digest(method_cfg)} if named else {}
     items = method_cfg.items() if isinstance(method_cfg, dict) else (
         enumerate(method_cfg) if isinstance(method_cfg, (list, tuple)) else ())
     found = {}
