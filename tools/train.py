@@ -3,7 +3,7 @@
 Mirrors mmseg's ``tools/train.py``: config -> Runner -> train.
 
     python tools/train.py configs/ecotta/ecotta-warmup_*.py [--work-dir DIR]
-        [--resume] [--unsafe-load]
+        [--resume] [--unsafe-load] [--allow-nonfinite]
     python -m torch.distributed.launch --nproc_per_node=4 \\
         tools/train.py CONFIG --launcher pytorch
 """
