@@ -20,22 +20,30 @@ it is also how the plugin decides what a checkpoint may contain:
 3. torch >= 2.6 loads checkpoints with ``weights_only=True`` by default and
    mmengine 0.10.7 does not pass the argument, so checkpoints written by
    mmengine's own runner (which pickle a ``HistoryBuffer`` and numpy
-   values) fail to load. We register a local-file loader for mmengine
-   that stays safe, ``weights_only=True``, and admits exactly those types
+   values) fail to load; its ``https://``, ``open-mmlab://``,
+   ``torchvision://`` and ``mmcls://`` loaders go through torch's hub
+   loader, which unpickles with ``weights_only=False`` and so runs any code
+   a file holds. We register loaders for mmengine, for local paths and for
+   each of these schemes, that fetch a remote file to torch's hub cache
+   (``$TORCH_HOME/hub/checkpoints``, where torch's hub loader keeps it) and
+   load every file the same way: ``weights_only=True`` admitting exactly
+   what checkpoints need
    (:func:`mmseg_ecotta.safe_load.checkpoint_globals`); anything else is
    refused before it runs, unless the user opted in to full unpickling
    (``--unsafe-load``, ``unsafe_load = True``; see
-   :mod:`mmseg_ecotta.safe_load`). Remote schemes (``https://`` ...) keep
-   mmengine's loaders, hence torch's default: safe, without the
-   allow-list. ``torch.load`` itself is untouched.
+   :mod:`mmseg_ecotta.safe_load`). ``pavi://`` and ``s3://`` keep
+   mmengine's loaders, which call ``torch.load`` with its safe default
+   (no allow-list, no opt-in). ``torch.load`` itself is untouched.
 
 :func:`apply_all` is idempotent and is run on ``import mmseg_ecotta``.
 """
 import importlib.util
+import os
 import os.path as osp
 import sys
 import types
 from typing import Any
+from urllib.parse import urlparse
 
 MMCV_OPS_HINT = ('the compiled mmcv ops are not installed (mmcv-lite). '
                  'mmseg-ecotta does not need them; if your model does, '
@@ -125,19 +133,85 @@ def load_local_checkpoint(filename: str, map_location: Any) -> Any:
     return load_checkpoint_file(filename, map_location)
 
 
+def cached_download(url: str) -> str:
+    """The local copy of ``url``, downloaded to torch's hub cache if missing.
+
+    The same file torch's ``load_state_dict_from_url`` (mmengine's
+    ``https://`` loader) uses: ``$TORCH_HOME/hub/checkpoints/<file name>``.
+    In a distributed run rank 0 downloads and the others wait.
+    """
+    from mmengine.dist import barrier, get_dist_info
+    from torch.hub import download_url_to_file, get_dir
+    cached = osp.join(get_dir(), 'checkpoints',
+                      osp.basename(urlparse(url).path))
+    rank, world_size = get_dist_info()
+    if rank == 0 and not osp.isfile(cached):
+        os.makedirs(osp.dirname(cached), exist_ok=True)
+        download_url_to_file(url, cached, progress=False)
+    if world_size > 1:
+        barrier()
+    return cached
+
+
+def load_url_checkpoint(url: str, map_location: Any) -> Any:
+    """mmengine's ``https://`` loader, safe: fetch, then load as local."""
+    return load_local_checkpoint(cached_download(url), map_location)
+
+
+def load_openmmlab_checkpoint(filename: str, map_location: Any) -> Any:
+    """mmengine's ``open-mmlab://`` loader, safe (same name lookup)."""
+    from mmengine.runner.checkpoint import (_get_mmengine_home,
+                                            get_deprecated_model_names,
+                                            get_external_models)
+    name = filename.split('://', 1)[1]
+    name = get_deprecated_model_names().get(name, name)
+    url = get_external_models()[name]
+    if url.startswith(('http://', 'https://')):
+        return load_url_checkpoint(url, map_location)
+    return load_local_checkpoint(
+        osp.join(_get_mmengine_home(), url), map_location)
+
+
+def load_torchvision_checkpoint(filename: str, map_location: Any) -> Any:
+    """mmengine's ``torchvision://`` loader, safe (same name lookup)."""
+    from mmengine.runner.checkpoint import get_torchvision_models
+    return load_url_checkpoint(
+        get_torchvision_models()[filename.split('://', 1)[1]], map_location)
+
+
+def load_mmcls_checkpoint(filename: str, map_location: Any) -> Any:
+    """mmengine's ``mmcls://`` loader, safe (same name lookup)."""
+    from mmengine.runner.checkpoint import (_process_mmcls_checkpoint,
+                                            get_mmcls_models)
+    return _process_mmcls_checkpoint(
+        load_url_checkpoint(get_mmcls_models()[filename.split('://', 1)[1]],
+                            map_location))
+
+
+# mmengine's checkpoint schemes and our loaders for them.
+SAFE_LOADERS = {
+    '': load_local_checkpoint,
+    ('http://', 'https://'): load_url_checkpoint,
+    ('open-mmlab://', 'openmmlab://'): load_openmmlab_checkpoint,
+    ('modelzoo://', 'torchvision://'): load_torchvision_checkpoint,
+    'mmcls://': load_mmcls_checkpoint,
+}
+
+
 def patch_torch_load() -> bool:
-    """Make mmengine load local checkpoints safely, its own included.
+    """Make mmengine load checkpoints safely, for every scheme it fetches.
 
     Uses mmengine's public ``CheckpointLoader.register_scheme`` extension
-    point to replace the loader of local paths; remote schemes are
-    untouched.
+    point to replace the loaders of local paths and of the schemes in
+    :data:`SAFE_LOADERS`.
 
     Returns:
-        bool: Whether the loader was replaced (always).
+        bool: Whether the loaders were replaced (always).
     """
     from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=load_local_checkpoint, force=True)
+    for prefixes, loader in SAFE_LOADERS.items():
+        CheckpointLoader.register_scheme(
+            prefixes=prefixes, loader=loader, force=True)
     return True
 
 

@@ -2,6 +2,10 @@
 import glob
 import io
 import os.path as osp
+import pickle
+import subprocess
+import sys
+import zipfile
 from collections import OrderedDict
 
 import numpy as np
@@ -170,3 +174,166 @@ def test_config_key_opts_in(tmp_path, monkeypatch):
     config.write_text('unsafe_load = True\n')
     load_config(str(config))
     assert safe_load.unsafe_load_allowed()
+
+
+class ForgedDtype:
+    """Pickles as ``numpy.dtype('V8')`` whose state adds an object field."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def __reduce__(self):
+        # Flags 25: NPY_ITEM_REFCOUNT | NPY_NEEDS_INIT | NPY_NEEDS_PYAPI,
+        # without NPY_LIST_PICKLE, so numpy reads the array's raw bytes.
+        return (np.dtype, (self.base, False, True), (3, '|', None, ('a', ), {
+            'a': (np.dtype('O'), 0)
+        }, 8, 1, 25))
+
+
+class ForgedArray:
+    """Pickles as numpy's ``_reconstruct`` over 8 bytes and that dtype.
+
+    numpy takes the bytes for an object pointer and decrements it when the
+    array is freed: the process dies with SIGSEGV (issue 27).
+    """
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def __reduce__(self):
+        try:
+            from numpy._core.multiarray import _reconstruct
+        except ImportError:  # numpy < 2
+            from numpy.core.multiarray import _reconstruct
+        return (_reconstruct, (np.ndarray, (0, ), b'b'),
+                (1, (1, ), ForgedDtype(self.base), False, b'\x41' * 8))
+
+
+@pytest.mark.parametrize('base', ['V8', 'f8'])
+def test_forged_numpy_dtype_is_refused_without_a_crash(base, tmp_path):
+    path = str(tmp_path / 'forged.pth')
+    torch.save(dict(meta=dict(x=ForgedArray(base))), path)
+    # In a subprocess: on a crash, the test must fail, not the test run.
+    code = ('import sys; from mmengine.runner import CheckpointLoader; '
+            'import mmseg_ecotta; '
+            'CheckpointLoader.load_checkpoint(sys.argv[1])')
+    result = subprocess.run([sys.executable, '-c', code, path],
+                            cwd=REPO,
+                            capture_output=True,
+                            text=True)
+    assert result.returncode == 1, (result.returncode, result.stderr[-2000:])
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith('mmseg_ecotta.safe_load.UnsafeFileError')
+    assert repr(path) in error and 'numpy dtype' in error
+
+
+@pytest.mark.parametrize('dtype', ['?', 'u1', '>i2', '<i8', 'f2', '>f4', 'c8'])
+def test_plain_numpy_values_load_bit_for_bit(dtype, tmp_path):
+    array = np.arange(6).reshape(2, 3).astype(dtype)
+    values = dict(
+        array=array,
+        fortran=np.asfortranarray(array),
+        scalar=array.flat[1],
+        zero_d=np.array(array.flat[2]),
+        dtype=array.dtype,
+        buffer=HistoryBuffer([1.0, 2.0], [1, 1]))
+    path = str(tmp_path / 'numpy.pth')
+    torch.save(dict(meta=values, state_dict={}), path)
+    meta = load_checkpoint_file(path)['meta']
+    # As numpy's own unpickling rebuilds them (arrays in native order).
+    expected = pickle.loads(pickle.dumps(values))
+    for key in ('array', 'fortran', 'scalar', 'zero_d'):
+        assert type(meta[key]) is type(expected[key]), key
+        assert meta[key].dtype == expected[key].dtype, key
+        assert meta[key].tobytes() == expected[key].tobytes(), key
+    assert meta['fortran'].flags.f_contiguous
+    assert meta['dtype'] == array.dtype
+    assert meta['buffer'].mean() == 1.5
+
+
+def test_object_arrays_are_refused(tmp_path):
+    path = str(tmp_path / 'objects.pth')
+    torch.save(dict(meta=dict(x=np.array([1, 'a'], dtype=object))), path)
+    with pytest.raises(UnsafeFileError, match="numpy dtype 'object'"):
+        load_checkpoint_file(path)
+
+
+def _zip(path, names) -> None:
+    with zipfile.ZipFile(path, 'w') as archive:
+        for name in names:
+            archive.writestr(name, '3\n')
+
+
+@pytest.mark.parametrize('kind, message', [
+    ('zip', 'not a readable PyTorch file'),
+    ('zip_without_data_pkl', 'not a readable PyTorch file.*data.pkl'),
+    ('legacy_cut_short', 'not a readable PyTorch file'),
+    ('list', 'holds a list, not weights'),
+    ('tensor', 'holds a Tensor, not weights'),
+    ('int', 'holds a int, not weights'),
+])
+def test_malformed_checkpoints_name_the_file(kind, message, tmp_path):
+    path = str(tmp_path / f'{kind}.pth')
+    if kind == 'zip':
+        _zip(path, ['hello.txt'])
+    elif kind == 'zip_without_data_pkl':
+        _zip(path, ['archive/version'])
+    elif kind == 'legacy_cut_short':
+        torch.save(
+            dict(state_dict=dict(w=torch.ones(300))),
+            path,
+            _use_new_zipfile_serialization=False)
+        with open(path, 'rb') as f:
+            data = f.read()
+        with open(path, 'wb') as f:
+            f.write(data[:len(data) // 2])
+    else:
+        torch.save(dict(list=[1, 2], tensor=torch.ones(2), int=5)[kind], path)
+    model = build_model(TINY_MODEL)
+    with pytest.raises(ValueError, match=message) as info:
+        load_checkpoint(model, path, map_location='cpu')
+    assert f"checkpoint '{path}'" in str(info.value)
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+def test_non_finite_weights_are_refused_naming_the_tensor(
+        bad, tmp_path, monkeypatch):
+    model = build_model(TINY_MODEL)
+    state_dict = model.state_dict()
+    name = 'decode_head.conv_seg.weight'
+    state_dict[name].view(-1)[3] = bad
+    path = str(tmp_path / 'diverged.pth')
+    torch.save(dict(state_dict=state_dict), path)
+    with pytest.raises(ValueError, match=f"'{name}' has 1 NaN or inf") as e:
+        load_checkpoint(model, path, map_location='cpu')
+    assert f"checkpoint '{path}'" in str(e.value)
+    assert '--allow-nonfinite' in str(e.value)
+    # The opt-out, for whoever needs to inspect such a checkpoint.
+    monkeypatch.setattr(safe_load, '_nonfinite_source', None)
+    safe_load.allow_nonfinite('--allow-nonfinite')
+    load_checkpoint(model, path, map_location='cpu')
+    assert not torch.isfinite(model.state_dict()[name]).all()
+
+
+def test_the_opt_in_is_reported_from_where_the_user_gave_it(
+        tmp_path, monkeypatch):
+    """--unsafe-load becomes unsafe_load = True, which the hook reads."""
+    from types import SimpleNamespace
+
+    from mmseg_ecotta.engine import TestTimeAdaptationHook, TTAResultsHook
+    warnings = []
+    monkeypatch.setattr(safe_load, '_unsafe_load_source', None)
+    monkeypatch.setattr(
+        safe_load,
+        'print_log',
+        lambda message, logger=None, level=None: warnings.append(message))
+    config = tmp_path / 'cfg.py'
+    config.write_text('x = 1\n')
+    cfg = load_config(str(config), unsafe_load=True)
+    TestTimeAdaptationHook(method=dict(type='Tent')).before_run(
+        SimpleNamespace(cfg=cfg, hooks=[TTAResultsHook()]))
+    path = str(tmp_path / 'plain.pth')
+    torch.save(dict(state_dict={}), path)
+    load_checkpoint_file(path)
+    assert warnings[-1].startswith(f'loading checkpoint {path} with full')
+    assert '(--unsafe-load)' in warnings[-1]

@@ -1,7 +1,7 @@
 """Keep only the weights of an mmengine checkpoint (as mmseg's publish tool).
 
     python tools/publish_checkpoint.py work_dirs/x/iter_3000.pth OUT.pth
-        [--unsafe-load]
+        [--unsafe-load] [--allow-nonfinite]
 
     python tools/publish_checkpoint.py A.pth B.pth C.pth OUT.pth
 
@@ -24,8 +24,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.runner import CheckpointLoader
 
 import mmseg_ecotta  # noqa: F401  (the safe checkpoint loader)
-from mmseg_ecotta.safe_load import allow_unsafe_load, save_plain
-from mmseg_ecotta.utils import add_unsafe_load_arg
+from mmseg_ecotta.safe_load import (allow_nonfinite, allow_unsafe_load,
+                                    save_plain)
+from mmseg_ecotta.utils import add_allow_nonfinite_arg, add_unsafe_load_arg
 
 
 def average(state_dicts: List[Dict[str, torch.Tensor]],
@@ -60,9 +61,12 @@ def main() -> None:
         help='one checkpoint, or several of one model to average')
     parser.add_argument('out')
     add_unsafe_load_arg(parser)
+    add_allow_nonfinite_arg(parser)
     args = parser.parse_args()
     if args.unsafe_load:
         allow_unsafe_load('--unsafe-load')
+    if args.allow_nonfinite:
+        allow_nonfinite('--allow-nonfinite')
     ckpts = [
         CheckpointLoader.load_checkpoint(path, map_location='cpu')
         for path in args.checkpoints

@@ -7,7 +7,8 @@ written to ``WORK_DIR/tta_results.json`` after every domain.
 
     python tools/test_tta.py CONFIG CHECKPOINT [--work-dir DIR]
         [--cfg-options k=v ...] [--show-dir DIR] [--export-adapted]
-        [--trace] [--resume] [--unsafe-load] [--launcher pytorch]
+        [--trace] [--resume] [--unsafe-load] [--allow-nonfinite]
+        [--launcher pytorch]
 
 On a terminal a progress bar shows the ETA and the running mIoU of the
 current domain.
@@ -68,7 +69,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
-                      args.unsafe_load)
+                      args.unsafe_load, args.allow_nonfinite)
     cfg = tta_test_config(
         cfg,
         args.checkpoint,

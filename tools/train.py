@@ -3,7 +3,7 @@
 Mirrors mmseg's ``tools/train.py``: config -> Runner -> train.
 
     python tools/train.py configs/ecotta/ecotta-warmup_*.py [--work-dir DIR]
-        [--resume] [--unsafe-load]
+        [--resume] [--unsafe-load] [--allow-nonfinite]
     python -m torch.distributed.launch --nproc_per_node=4 \\
         tools/train.py CONFIG --launcher pytorch
 """
@@ -31,7 +31,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
-                      args.unsafe_load)
+                      args.unsafe_load, args.allow_nonfinite)
     cfg.launcher = args.launcher
     cfg.resume = args.resume
     Runner.from_cfg(cfg).train()

@@ -117,7 +117,9 @@ def tta_test_config(cfg: Config,
 
     Args:
         cfg (Config): A TTA config (changed in place and returned).
-        checkpoint (str): Source (or warmed-up) weights, ``load_from``.
+        checkpoint (str): Source (or warmed-up) weights, ``load_from``: a
+            file, or an address mmengine fetches (``https://``,
+            ``open-mmlab://`` ...), loaded as safely as a file.
         launcher (str): mmengine launcher. Defaults to ``'none'``.
         resume (bool): Continue the stream from the work dir's state file.
             Defaults to False.
@@ -134,10 +136,10 @@ def tta_test_config(cfg: Config,
         progress (bool): Add a progress bar. Defaults to False.
 
     Raises:
-        FileNotFoundError: ``checkpoint`` does not exist.
+        FileNotFoundError: ``checkpoint`` is a path that does not exist.
         ValueError: The config has no ``TestTimeAdaptationHook``.
     """
-    if not osp.isfile(checkpoint):
+    if '://' not in checkpoint and not osp.isfile(checkpoint):
         raise FileNotFoundError(
             f'checkpoint {checkpoint!r} does not exist; for the '
             'embedded default see data/checkpoints/ (README)')

@@ -78,7 +78,9 @@ class ACDCDataset(CityscapesDataset):
             sorted by image path.
 
         Raises:
-            ValueError: Unknown condition, or a split without images.
+            ValueError: Unknown condition, a split without images, or a
+                folder (or another non-file) named like an image, which
+                the listing would skip silently.
             FileNotFoundError: A missing condition/split folder, or an
                 image without its label.
         """
@@ -93,6 +95,11 @@ class ACDCDataset(CityscapesDataset):
                 f'splits on disk: {_subfolders(condition_dir)}. Set split '
                 f'to one of them or extract the missing archive (see '
                 f'data/README.md)')
+        for path in _not_files(img_dir, self.img_suffix):
+            raise ValueError(
+                f'{path} is named like an image (*{self.img_suffix}) but is '
+                'not a file (a folder, a broken link, ...): put the image '
+                'there or move it out of the data root')
         data_list = super().load_data_list()
         if not data_list:
             raise ValueError(
@@ -121,6 +128,17 @@ class ACDCDataset(CityscapesDataset):
             f'(conditions on disk: {on_disk}). Extract rgb_anon_trainvaltest'
             f'.zip and gt_trainval.zip there or symlink the dataset: '
             f'ln -s /path/to/acdc data/acdc (see data/README.md)')
+
+
+def _not_files(folder: str, suffix: str) -> List[str]:
+    """Sorted paths under ``folder`` ending in ``suffix`` that are no file."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        found += [
+            osp.join(root, name) for name in dirs + files
+            if name.endswith(suffix) and not osp.isfile(osp.join(root, name))
+        ]
+    return sorted(found)
 
 
 def _subfolders(path: str) -> List[str]:

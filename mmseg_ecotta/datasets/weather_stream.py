@@ -91,6 +91,16 @@ class WeatherStreamDataset:
                                                  template_key)
             self.domain_names.append(name)
             self.datasets.append(dataset)
+        repeated = sorted(
+            {n
+             for n in self.domain_names if self.domain_names.count(n) > 1})
+        if repeated:
+            raise ValueError(
+                f'domains {self.domain_names} name {repeated} more than '
+                'once: results are kept per domain name, so a repeat would '
+                'merge into the first; give each domain its own name, e.g. '
+                "dict(name='fog2', dataset=dict(...)) for the same data "
+                'again')
         self._cum_lengths: List[int] = []
         self._metainfo: Dict[str, Any] = {}
         self._fully_initialized = False

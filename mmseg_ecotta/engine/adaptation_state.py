@@ -31,8 +31,6 @@ the saved position (:func:`dataloader_from`).
 :class:`StreamCheckpoint` is the bookkeeping the hook delegates to: the
 stream position, when a state is due, writing it and resuming from it.
 """
-import glob
-import os
 import os.path as osp
 import random
 from typing import Any, Dict, Iterator, List, Optional
@@ -44,15 +42,15 @@ from torch.utils.data import DataLoader, Sampler
 
 from ..safe_load import load_file, save_plain
 from ..tta import TTAMethod
-from ..utils import atomic_write, check_torch_file
+from ..utils import atomic_write, check_torch_file, remove_stale_temporaries
 from .run_identity import (fingerprint_differences, removed_samples,
                            resume_position, run_fingerprint)
 
 STATE_FILE = 'tta_state.pth'
 # Bumped when the layout of the state file changes (2: plain data only;
 # 3: run identity and sample-level position; 4: the method's counters in
-# its state_dict).
-STATE_VERSION = 4
+# its state_dict; 5: hook options and side-file hashes in the fingerprint).
+STATE_VERSION = 5
 
 
 def capture_rng_state() -> Dict[str, Any]:
@@ -103,23 +101,6 @@ def save_state_atomic(state: Dict[str, Any], path: str) -> None:
     atomic_write(path, lambda f: save_plain(state, f))
 
 
-def remove_stale_temporaries(path: str) -> List[str]:
-    """Delete the temporary files interrupted writes of ``path`` left.
-
-    Only names of the atomic writer's own pattern (``.tta_state.pth.*.tmp``
-    beside ``tta_state.pth``) are touched.
-
-    Returns:
-        list[str]: The files removed.
-    """
-    folder, name = osp.split(osp.abspath(path))
-    stale = glob.glob(
-        osp.join(glob.escape(folder), f'.{glob.escape(name)}.*.tmp'))
-    for tmp in stale:
-        os.remove(tmp)
-    return stale
-
-
 def load_state(path: str, fingerprint: Dict[str, Any]) -> Dict[str, Any]:
     """Load a state file and refuse one written by a different run.
 
@@ -151,6 +132,8 @@ def load_state(path: str, fingerprint: Dict[str, Any]) -> Dict[str, Any]:
         raise ValueError(
             f'{path!r} is not an adaptation state of this version '
             f'(version {STATE_VERSION}); delete it or run without --resume')
+    if not isinstance(state.get('fingerprint'), dict):
+        raise malformed_state(path, 'it holds no run fingerprint')
     differ = fingerprint_differences(state['fingerprint'], fingerprint)
     if differ:
         raise ValueError(
@@ -158,6 +141,60 @@ def load_state(path: str, fingerprint: Dict[str, Any]) -> Dict[str, Any]:
             'Resume with the same config, checkpoint and data, or give '
             'another --work-dir to start afresh')
     return state
+
+
+def malformed_state(path: str, what: str) -> ValueError:
+    """The error for a state file that is not what we write."""
+    return ValueError(
+        f'adaptation state {path!r} is malformed: {what}. It was not '
+        'written by this package (or was edited): delete it and run '
+        'without --resume to start the stream afresh')
+
+
+# What a state holds beyond its version and fingerprint, and of what type.
+STATE_FIELDS = dict(
+    position=int,
+    consumed=int,
+    removed_samples=list,
+    segment=(tuple, list),
+    method=dict,
+    rng=dict,
+    metric_results=(list, type(None)))
+
+
+def check_state(state: Dict[str, Any], path: str) -> None:
+    """Raise unless ``state`` is laid out as we write it and fits its stream.
+
+    The position must lie within the stream its own fingerprint
+    describes, and the segment must be one of its (round, domain); a
+    crafted state could otherwise end a run early with ``complete: true``.
+
+    Raises:
+        ValueError: Names the file and the first thing wrong.
+    """
+    for key, kind in STATE_FIELDS.items():
+        if key not in state:
+            raise malformed_state(path, f'it has no {key!r}')
+        value = state[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise malformed_state(
+                path, f'{key} is {value!r:.40} ({type(value).__name__})')
+    saved = state['fingerprint']
+    try:
+        rounds, domains = int(saved['rounds']), list(saved['domains'])
+        stream = rounds * sum(len(samples) for samples in saved['samples'])
+    except (KeyError, TypeError, ValueError) as e:
+        raise malformed_state(path, f'its fingerprint is incomplete ({e})')
+    if not 0 <= state['consumed'] < stream or state['position'] < 0:
+        raise malformed_state(
+            path, f"position {state['position']}, {state['consumed']} "
+            f'samples consumed, in a stream of {stream} samples')
+    segment = state['segment']
+    if not (len(segment) == 2 and isinstance(segment[0], int)
+            and 0 <= segment[0] < rounds and segment[1] in domains):
+        raise malformed_state(
+            path, f'segment {segment!r:.40} is not a (round, domain) of '
+            'its stream')
 
 
 class SkipSampler(Sampler):
@@ -311,18 +348,27 @@ class StreamCheckpoint:
         """
         return self.interval > 0 and get_world_size() == 1
 
-    def start(self, runner, method_cfg: dict, episodic: bool,
+    def start(self, runner, method_cfg: dict, options: Dict[str, bool],
               model: torch.nn.Module, resume: bool) -> None:
         """Fingerprint the run before adapting; clear interrupted writes.
 
         Called before the method touches the model: the fingerprint holds
         the weights the stream starts from.
+
+        Args:
+            runner (Runner): The test runner.
+            method_cfg (dict): The TTA method's config.
+            options (dict): The hook's options that change what is
+                computed (:data:`~mmseg_ecotta.engine.run_identity.
+                HOOK_OPTIONS`).
+            model (nn.Module): The model with ``load_from`` loaded.
+            resume (bool): Whether the run resumes.
         """
         self.path = osp.join(runner.work_dir, self.state_file)
         loader = runner.test_loop.dataloader
         if self.saving or resume:
-            self.fingerprint = run_fingerprint(runner.cfg, method_cfg,
-                                               episodic, model, loader.dataset,
+            self.fingerprint = run_fingerprint(runner.cfg, method_cfg, options,
+                                               model, loader.dataset,
                                                loader.batch_size)
         if self.saving:
             # What a kill during a state write left (the state is intact).
@@ -367,13 +413,19 @@ class StreamCheckpoint:
             tuple: The ``(round, domain)`` the stream was in.
         """
         state = load_state(self.path, self.fingerprint)
-        method.load_state_dict(state['method'])
-        restore_metric_results(runner.test_evaluator.metrics,
-                               state['metric_results'])
-        segment = state['segment']
+        check_state(state, self.path)
+        try:
+            method.load_state_dict(state['method'])
+            restore_metric_results(runner.test_evaluator.metrics,
+                                   state['metric_results'])
+            restore_rng_state(state['rng'])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError,
+                AttributeError) as e:
+            raise malformed_state(
+                self.path, f'{type(e).__name__}: {e}'.splitlines()[0]) from e
+        segment = tuple(state['segment'])
         self.position = self.last_saved = state['position']
         self.rng = state['rng']
-        restore_rng_state(state['rng'])
         loop = runner.test_loop
         saved = state['fingerprint']
         removed = removed_samples(saved, self.fingerprint)

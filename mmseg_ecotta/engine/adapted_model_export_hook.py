@@ -6,6 +6,7 @@ from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
 from ..safe_load import save_plain
+from ..utils import atomic_write
 from .source_checkpoint import source_checkpoint
 from .stream import StreamSegmentHook
 from .tta_hook import TestTimeAdaptationHook
@@ -86,6 +87,10 @@ class AdaptedModelExportHook(StreamSegmentHook):
                 config=osp.basename(runner.cfg.filename or ''),
                 source_checkpoint=source_checkpoint(runner)))
         path = osp.join(runner.work_dir, filename)
-        save_plain(dict(state_dict=state_dict, meta=meta), path)
+        # Atomically: a symlink planted at the path is replaced, not
+        # followed.
+        atomic_write(
+            path,
+            lambda f: save_plain(dict(state_dict=state_dict, meta=meta), f))
         runner.logger.info(f'adapted model (after round {round_idx + 1} '
                            f'{domain}) saved to {path}')

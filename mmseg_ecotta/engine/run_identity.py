@@ -1,10 +1,12 @@
 """What defines a run, so that ``--resume`` continues only the same run.
 
 A resumed stream must be the interrupted one: the same starting weights,
-method and model, the same domains in the same order, the same samples,
-pipeline and metric. :func:`run_fingerprint` records all of it in the
-adaptation state; :func:`fingerprint_differences` names what differs in
-a few words (not a dump of two configs).
+method and model, the same content of the files the method reads (a Fisher
+file), the same hook options (episodic, collapse reset, checkpoint check),
+the same domains in the same order, the same samples, pipeline and
+metric. :func:`run_fingerprint` records all of it in the adaptation state;
+:func:`fingerprint_differences` names what differs in a few words (not a
+dump of two configs).
 
 One difference is allowed on purpose: samples *removed* from the stream.
 Hostile input fails fast naming the file (``LoadChecked*``); the
@@ -18,14 +20,18 @@ what was already adapted on.
 """
 import hashlib
 import json
+import os.path as osp
 from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn as nn
 
 # Fields compared as a whole, in the order they are reported.
-EXACT_FIELDS = ('checkpoint', 'model', 'method', 'episodic', 'domains',
-                'rounds', 'pipeline', 'evaluator', 'batch_size')
+EXACT_FIELDS = ('checkpoint', 'model', 'method', 'side_files', 'episodic',
+                'reset_on_collapse', 'check_checkpoint', 'domains', 'rounds',
+                'pipeline', 'evaluator', 'batch_size')
+# The hook options that change what a run computes.
+HOOK_OPTIONS = ('episodic', 'reset_on_collapse', 'check_checkpoint')
 # Longest value quoted in a difference.
 QUOTE_CHARS = 60
 
@@ -43,6 +49,40 @@ def weights_digest(model: nn.Module) -> str:
         digest.update(f'{name}:{tensor.dtype}:{tuple(tensor.shape)};'.encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
+
+
+def file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# Keys of a method config that name a file the method reads.
+SIDE_FILE_KEYS = ('_file', '_path')
+
+
+def side_file_digests(method_cfg: Any, key: str = '') -> Dict[str, str]:
+    """The content hash of each file a method config names.
+
+    A method reading a file (EATA's ``fisher_file``) computes what the
+    file holds: the same path with other content is another run. Files
+    are the existing paths under keys ending in :data:`SIDE_FILE_KEYS`.
+
+    Returns:
+        dict: Dotted key in the method config -> SHA-256 of the file.
+    """
+    if isinstance(method_cfg, str):
+        named = key.endswith(SIDE_FILE_KEYS) and osp.isfile(method_cfg)
+        return {key: file_digest(method_cfg)} if named else {}
+    items = method_cfg.items() if isinstance(method_cfg, dict) else (
+        enumerate(method_cfg) if isinstance(method_cfg, (list, tuple)) else ())
+    found = {}
+    for k, value in items:
+        found.update(side_file_digests(value, f'{key}.{k}' if key else str(k)))
+    return found
 
 
 def stream_samples(dataset: Any) -> Dict[str, Any]:
@@ -93,7 +133,7 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, default=repr))
 
 
-def run_fingerprint(cfg: Any, method_cfg: dict, episodic: bool,
+def run_fingerprint(cfg: Any, method_cfg: dict, options: Dict[str, bool],
                     model: nn.Module, dataset: Any,
                     batch_size: int) -> Dict[str, Any]:
     """What a state file must match to be resumed by this run.
@@ -102,7 +142,7 @@ def run_fingerprint(cfg: Any, method_cfg: dict, episodic: bool,
         cfg (Config): The run's config (``model``, ``test_dataloader``,
             ``test_evaluator``).
         method_cfg (dict): The TTA method's config.
-        episodic (bool): The hook's ``episodic``.
+        options (dict): The hook's options of :data:`HOOK_OPTIONS`.
         model (nn.Module): The model with ``load_from`` loaded, before the
             method touches it.
         dataset: The test dataset.
@@ -119,7 +159,9 @@ def run_fingerprint(cfg: Any, method_cfg: dict, episodic: bool,
             checkpoint=weights_digest(model),
             model=cfg.get('model'),
             method=method_cfg,
-            episodic=episodic,
+            side_files=side_file_digests(method_cfg),
+            **{name: options[name]
+               for name in HOOK_OPTIONS},
             domains=stream['domains'],
             rounds=stream['rounds'],
             samples=stream['samples'],
@@ -148,6 +190,13 @@ def fingerprint_differences(saved: Dict[str, Any],
             detail = (f'the starting weights differ: sha256 '
                       f'{str(saved.get(field))[:12]}.. saved, '
                       f'{str(now.get(field))[:12]}.. now')
+        elif field == 'side_files' and isinstance(saved.get(field), dict):
+            old, new = saved[field], now.get(field) or {}
+            detail = '; '.join(f'{key}: the file content differs, sha256 '
+                               f'{str(old.get(key))[:12]}.. saved, '
+                               f'{str(new.get(key))[:12]}.. now'
+                               for key in sorted(set(old) | set(new))
+                               if old.get(key) != new.get(key))
         else:
             changes = _changes(saved.get(field), now.get(field))
             detail = '; '.join(changes[:3]) + (f'; {len(changes) - 3} more'

@@ -26,8 +26,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
-from ..safe_load import allow_unsafe_load
 from ..tta import build_tta_method
+from ..utils import apply_config_opt_ins, check_finite_settings
 from .adaptation_state import STATE_FILE, StreamCheckpoint
 from .source_checkpoint import check_checkpoint_fits, source_checkpoint
 from .stream import stream_segment
@@ -100,6 +100,9 @@ class TestTimeAdaptationHook(Hook):
             raise TypeError(
                 f'method={method!r} must be a config dict with a type, e.g. '
                 "dict(type='EcoTTA')")
+        # mmseg's tools/test.py does not check --cfg-options: lr=inf would
+        # fail only at the first results write.
+        check_finite_settings(method, 'the TestTimeAdaptationHook', 'method')
         self.method_cfg = method
         self.episodic = episodic
         self.check_checkpoint = check_checkpoint
@@ -117,11 +120,10 @@ class TestTimeAdaptationHook(Hook):
 
     # --- set-up ---------------------------------------------------------
     def before_run(self, runner) -> None:
-        # The opt-in of mmseg_ecotta.safe_load for mmseg's own tools/test.py,
-        # which does not read it: runner.test() loads load_from after this.
-        if runner.cfg.get('unsafe_load', False) is True:
-            allow_unsafe_load(
-                f'unsafe_load = True in {runner.cfg.filename or "the config"}')
+        # The opt-ins of mmseg_ecotta.safe_load for mmseg's own
+        # tools/test.py, which does not read them: runner.test() loads
+        # load_from after this.
+        apply_config_opt_ins(runner.cfg, runner.cfg.filename or 'the config')
         self.results = next(
             (h for h in runner.hooks if isinstance(h, TTAResultsHook)), None)
         if self.results is None:
@@ -140,8 +142,12 @@ class TestTimeAdaptationHook(Hook):
             check_checkpoint_fits(model, load_from)
         # Before the method touches the model: the weights the stream
         # starts from.
-        self.checkpoint.start(runner, self.method_cfg, self.episodic, model,
-                              self.resume)
+        self.checkpoint.start(
+            runner, self.method_cfg,
+            dict(
+                episodic=self.episodic,
+                reset_on_collapse=self.reset_on_collapse,
+                check_checkpoint=self.check_checkpoint), model, self.resume)
         self.method = build_tta_method(self.method_cfg, model)
         # An instance attribute, see the module docstring.
         model.test_step = self.method.test_step

@@ -9,6 +9,7 @@ from mmseg.registry import HOOKS
 from ..evaluation import (ContinualIoUMetric, format_class_table,
                           format_round_table, write_json_atomic)
 from ..tta import TTAMethod
+from ..utils import remove_stale_temporaries
 from .source_checkpoint import source_checkpoint
 from .stream import StreamSegmentHook
 
@@ -50,6 +51,11 @@ class TTAResultsHook(StreamSegmentHook):
                 'TTAResultsHook reports a TestTimeAdaptationHook: add one to '
                 "custom_hooks, e.g. dict(type='TestTimeAdaptationHook', "
                 "method=dict(type='Tent'))")
+        # What a kill during a results write left (the results are intact).
+        results = osp.join(runner.work_dir, self.results_file)
+        for tmp in remove_stale_temporaries(results):
+            runner.logger.info(f'removed {tmp}, left by an interrupted '
+                               'results write')
         self.metric = next((m for m in runner.test_evaluator.metrics
                             if isinstance(m, ContinualIoUMetric)), None)
         if self.metric is None:

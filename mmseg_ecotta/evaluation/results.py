@@ -23,6 +23,10 @@ The hook adds ``method``, ``config``, ``checkpoint``, ``removed_samples``
 ``peak_memory_kind``) and ``adaptation`` (update counters: ``steps``,
 ``updates``, ``skipped_*``, ``resets``, ``images`` and ``update_fraction``,
 the share of steps that updated the weights, None without parameters).
+
+The file is strict JSON: NaN (a class absent from a segment) is written as
+``null``, an infinite number (a setting or counter that overflowed) as the
+string ``"inf"`` or ``"-inf"``, so a run never fails on writing its results.
 """
 import json
 from typing import Dict, List, Sequence
@@ -163,9 +167,9 @@ def format_score(value) -> str:
 
 
 def _json_safe(value):
-    """NaN (a class absent from a segment) becomes null: strict JSON."""
-    if isinstance(value, float) and np.isnan(value):
-        return None
+    """NaN becomes null, +-inf ``"inf"``/``"-inf"``: strict JSON."""
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None if np.isnan(value) else str(float(value))
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -15,11 +15,21 @@ def add_unsafe_load_arg(parser: argparse.ArgumentParser) -> None:
         'anything beyond tensors and plain data is refused)')
 
 
+def add_allow_nonfinite_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--allow-nonfinite`` (see :mod:`mmseg_ecotta.safe_load`)."""
+    parser.add_argument(
+        '--allow-nonfinite',
+        action='store_true',
+        help='load checkpoints whose weights hold NaN or inf (refused by '
+        'default, naming the first such tensor)')
+
+
 def add_runner_args(parser: argparse.ArgumentParser) -> None:
     """Add the runner tools' shared arguments.
 
-    ``--cfg-options``, ``--launcher``, ``--local-rank`` and
-    ``--unsafe-load`` (:func:`add_unsafe_load_arg`).
+    ``--cfg-options``, ``--launcher``, ``--local-rank``, ``--unsafe-load``
+    (:func:`add_unsafe_load_arg`) and ``--allow-nonfinite``
+    (:func:`add_allow_nonfinite_arg`).
     """
     parser.add_argument(
         '--cfg-options',
@@ -33,6 +43,7 @@ def add_runner_args(parser: argparse.ArgumentParser) -> None:
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     add_unsafe_load_arg(parser)
+    add_allow_nonfinite_arg(parser)
 
 
 def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:

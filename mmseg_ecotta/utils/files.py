@@ -1,15 +1,16 @@
 """Atomic file writes, and errors that name a broken torch file.
 
-:func:`atomic_write` is the one writer of the package's result and state
-files; :func:`check_torch_file` turns the raw ``EOFError``/``RuntimeError``
-that ``torch.load`` gives for an empty, cut-short or non-PyTorch file into
-an error naming the file and the fix.
+:func:`atomic_write` is the one writer of the package's result, state and
+exported files; :func:`check_torch_file` turns the raw
+``EOFError``/``RuntimeError`` that ``torch.load`` gives for an empty,
+cut-short or non-PyTorch file into an error naming the file and the fix.
 """
+import glob
 import os
 import os.path as osp
 import tempfile
 import zipfile
-from typing import IO, Callable
+from typing import IO, Callable, List
 
 # The first bytes of what ``torch.save`` writes: a zip archive (torch >=
 # 1.6) or, in the legacy format, a pickle (protocol 2+ opcode).
@@ -28,13 +29,19 @@ def atomic_write(path: str,
     ``os.replace`` (atomic on one file system), and the folder is fsynced
     so the rename itself survives a power cut. If anything fails (or the
     process is interrupted), the temporary file is removed and ``path``
-    is untouched.
+    is untouched. A symlink at ``path`` is replaced by the file, never
+    followed: a link planted in a shared work dir cannot make the run
+    overwrite its target. An ``OSError`` (a full disk) names ``path``.
 
     Args:
         path (str): The file to (re)write.
         write (Callable[[IO], None]): Writes the content to the open file.
         binary (bool): Open the temporary file in binary mode. Defaults to
             True.
+
+    Raises:
+        OSError: Writing failed (e.g. ``ENOSPC``); the message names
+            ``path``.
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -46,9 +53,12 @@ def atomic_write(path: str,
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if osp.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.filename is None:
+            # Errors from write() and fsync() carry no file name.
+            raise OSError(e.errno, e.strerror, path) from e
         raise
     # Persist the rename itself (POSIX; directories cannot be opened on
     # Windows, where os.replace is already durable enough).
@@ -89,3 +99,20 @@ def check_torch_file(path: str, what: str, fix: str) -> None:
         raise ValueError(
             f'{what} {path!r} is not a PyTorch file (it starts with '
             f'{head!r}, e.g. text or a saved web page); {fix}')
+
+
+def remove_stale_temporaries(path: str) -> List[str]:
+    """Delete the temporary files interrupted writes of ``path`` left.
+
+    Only names of :func:`atomic_write`'s own pattern (``.<name>.*.tmp``
+    beside ``path``, e.g. ``.tta_state.pth.x1y2.tmp``) are touched.
+
+    Returns:
+        list[str]: The files removed.
+    """
+    folder, name = osp.split(osp.abspath(path))
+    stale = glob.glob(
+        osp.join(glob.escape(folder), f'.{glob.escape(name)}.*.tmp'))
+    for tmp in stale:
+        os.remove(tmp)
+    return stale

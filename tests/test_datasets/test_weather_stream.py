@@ -230,3 +230,21 @@ def test_runner_builds_the_acdc_stream_config(uneven_root):
     assert batch['data_samples'][0].domain == 'fog'
     # The model input is 960x540-bounded, the label keeps full size.
     assert batch['data_samples'][0].gt_sem_seg.shape == (64, 128)
+
+
+def test_a_repeated_domain_name_is_refused(uneven_root):
+    # It merged into the first fog's results (issue 27).
+    init_default_scope('mmseg')
+    with pytest.raises(ValueError, match=r"name \['fog'\] more than once"):
+        WeatherStreamDataset(
+            domains=['fog', 'night', 'fog'],
+            dataset_template=dict(type='ACDCDataset', data_root=uneven_root))
+
+
+def test_a_folder_named_like_an_image_is_an_error(uneven_root):
+    folder = osp.join(uneven_root, 'rgb_anon', 'night', 'train', 'GOPR0000',
+                      'GOPR0000_frame_000009_rgb_anon.png')
+    os.makedirs(folder)
+    with pytest.raises(ValueError, match='not a file') as info:
+        build_stream(uneven_root, lazy_init=False)
+    assert folder in str(info.value)

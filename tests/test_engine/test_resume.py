@@ -136,9 +136,13 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(
     position = _position(state_path)
     assert STREAM // 3 <= position < STREAM
     assert not _results(killed)['complete']
-    # What a kill during a state write leaves; the resume removes it.
+    # What a kill during a state or a results write leaves; the resume
+    # removes it.
     stale = osp.join(killed, f'.{STATE_FILE}.k1ll3d.tmp')
     open(stale, 'wb').close()
+    stale_results = osp.join(killed, '.tta_results.json.k1ll3d.tmp')
+    with open(stale_results, 'w') as f:
+        f.write('{"complete": ')
 
     resumed = subprocess.run(
         _command(config, ckpt, killed, stream_root, name, '--resume'),
@@ -149,7 +153,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f'resumed from {state_path} at batch {position}' in (
         resumed.stdout + resumed.stderr)
-    assert not osp.exists(stale)
+    assert not osp.exists(stale) and not osp.exists(stale_results)
     expected, actual = _results(full), _results(killed)
     assert actual['complete']
     assert len(actual['segments']) == 4 * ROUNDS
@@ -213,9 +217,13 @@ REFUSED = dict(
         'custom_hooks.0.method.lean_backward=True',
         'test_dataloader.dataset.rounds=3',
         'test_dataloader.dataset.dataset_template.pipeline.1.scale=(128,64)',
-        'test_evaluator.ignore_index=0'
+        'test_evaluator.ignore_index=0',
+        'custom_hooks.0.reset_on_collapse=True',
+        'custom_hooks.0.check_checkpoint=False'
     ], [
-        'method (lean_backward: new, True)', 'rounds (saved 2, now 3)',
+        'method (lean_backward: new, True)',
+        'reset_on_collapse (saved False, now True)',
+        'check_checkpoint (saved True, now False)', 'rounds (saved 2, now 3)',
         'pipeline ([0][1:Resize].scale: saved [256, 128], now [128, 64])',
         'evaluator (ignore_index: new, 0)'
     ]))
@@ -243,6 +251,37 @@ def test_resume_of_another_run_is_refused_naming_what_differs(
     # One phrase per field, no config dump (that was about 1 KB).
     state = osp.join(run['work_dir'], STATE_FILE)
     assert len(error) - len(state) < 150 + 120 * len(messages), error
+
+
+# Crafted states: what each changes in a real one, and the refusal.
+CRAFTED = dict(
+    out_of_stream=(dict(position=-5, consumed=10**9),
+                   'position -5, 1000000000 samples consumed, in a stream '
+                   f'of {STREAM} samples'),
+    no_fingerprint=(dict(fingerprint=[1]), 'it holds no run fingerprint'),
+    wrong_method_state=(dict(method=dict(params=[1])), 'KeyError'),
+)
+
+
+@pytest.mark.parametrize('craft', list(CRAFTED))
+def test_crafted_state_is_refused_naming_the_file(craft, finished_run,
+                                                  tmp_path):
+    changes, message = CRAFTED[craft]
+    run = finished_run
+    state = torch.load(
+        osp.join(run['work_dir'], STATE_FILE), weights_only=True)
+    state.update(changes)
+    work_dir = str(tmp_path / 'work')
+    path = osp.join(work_dir, STATE_FILE)
+    save_state_atomic(state, path)
+    refused = _run(run['tmp'], run['config'], run['ckpt'], work_dir,
+                   run['root'], '--resume')
+    assert refused.returncode != 0
+    error = refused.stderr.strip().splitlines()[-1]
+    assert error.startswith('ValueError: adaptation state '
+                            f"'{path}' is malformed: "), error
+    assert message in error and 'run without --resume' in error
+    assert not osp.exists(osp.join(work_dir, 'tta_results.json'))
 
 
 def test_removing_a_bad_file_and_resuming_equals_a_run_without_it(

@@ -5,7 +5,7 @@ import torch
 
 from mmseg_ecotta.engine.run_identity import (fingerprint_differences,
                                               removed_samples, resume_position,
-                                              weights_digest)
+                                              run_fingerprint, weights_digest)
 from ..conftest import TINY_MODEL, build_model
 
 
@@ -75,3 +75,33 @@ def test_resume_position_skips_exactly_the_processed_samples():
     for consumed, position in expected.items():
         assert resume_position(saved, now, consumed) == position, consumed
     assert resume_position(saved, saved, 7) == 7  # nothing removed
+
+
+def test_fingerprint_covers_hook_options_and_side_file_content(tmp_path):
+    """Same path, other Fisher content: another run (issue 27)."""
+    from mmengine.config import Config
+    fisher = tmp_path / 'fisher.pth'
+    fisher.write_bytes(b'first')
+    method = dict(type='EATA', fisher_file=str(fisher))
+    options = dict(
+        episodic=False, reset_on_collapse=False, check_checkpoint=True)
+    model = torch.nn.Linear(2, 2)
+
+    def take(**changes):
+        return run_fingerprint(
+            Config(dict()), method, dict(options, **changes), model,
+            ['a.png', 'b.png'], 1)
+
+    saved = take()
+    assert fingerprint_differences(saved, take()) == []
+    assert fingerprint_differences(saved, take(reset_on_collapse=True)) == [
+        'reset_on_collapse (saved False, now True)'
+    ]
+    assert fingerprint_differences(saved, take(check_checkpoint=False)) == [
+        'check_checkpoint (saved True, now False)'
+    ]
+    fisher.write_bytes(b'second')
+    differ = fingerprint_differences(saved, take())
+    assert len(differ) == 1
+    assert differ[0].startswith(
+        'side_files (fisher_file: the file content differs, sha256 ')

@@ -114,8 +114,12 @@ def test_overlays_and_exports_of_a_run(tmp_path, acdc_root, tiny_checkpoint):
         assert torch.equal(value, last['state_dict'][key]), key
 
 
-@pytest.mark.parametrize('name', ['Tent', 'EcoTTA', 'CoTTA'])
-def test_exported_checkpoint_round_trips_the_adapted_weights(name, tmp_path):
+def export_final(name: str, work_dir: str) -> object:
+    """Adapt ``name`` on one batch and export it as ``adapted_final.pth``.
+
+    Returns:
+        TTAMethod: The adapted method.
+    """
     method = build_method(name)
     with torch.no_grad():  # as mmengine's TestLoop calls it
         method.test_step(make_batch(0))
@@ -124,7 +128,7 @@ def test_exported_checkpoint_round_trips_the_adapted_weights(name, tmp_path):
     runner = SimpleNamespace(
         hooks=[tta],
         model=method.model,
-        work_dir=str(tmp_path),
+        work_dir=work_dir,
         cfg=SimpleNamespace(filename='x.py'),
         _load_from='source.pth',
         logger=MMLogger.get_current_instance(),
@@ -133,9 +137,27 @@ def test_exported_checkpoint_round_trips_the_adapted_weights(name, tmp_path):
     hook = AdaptedModelExportHook()
     hook._segment = (0, 'fog')
     hook.after_test_epoch(runner)
+    return method
+
+
+@pytest.mark.parametrize('name', ['Tent', 'EcoTTA', 'CoTTA'])
+def test_exported_checkpoint_round_trips_the_adapted_weights(name, tmp_path):
+    method = export_final(name, str(tmp_path))
     fresh = build_model(TINY_META_MODEL if name == 'EcoTTA' else TINY_MODEL)
     load_checkpoint(fresh, str(tmp_path / 'adapted_final.pth'), strict=True)
     # CoTTA predicts with its mean teacher: that is what is deployed
     deployed = method.teacher if name == 'CoTTA' else method.model
     for key, value in deployed.state_dict().items():
         assert torch.equal(fresh.state_dict()[key], value), key
+
+
+def test_export_replaces_a_planted_symlink(tmp_path):
+    victim = tmp_path / 'victim.pth'
+    victim.write_bytes(b'precious')
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    (work_dir / 'adapted_final.pth').symlink_to(victim)
+    export_final('Tent', str(work_dir))
+    assert victim.read_bytes() == b'precious'
+    assert not (work_dir / 'adapted_final.pth').is_symlink()
+    torch.load(str(work_dir / 'adapted_final.pth'), weights_only=True)

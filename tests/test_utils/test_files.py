@@ -1,7 +1,9 @@
 """One atomic writer for results and states; torch-file checks."""
+import errno
 import json
 import os
 
+import numpy as np
 import pytest
 
 from mmseg_ecotta.evaluation import write_json_atomic
@@ -49,3 +51,47 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     with open(path) as f:
         assert json.load(f) == dict(a=1)
     assert os.listdir(tmp_path) == ['out.json']
+
+
+def test_non_finite_numbers_never_fail_the_results_write(tmp_path):
+    # lr=inf once killed a run at its first results write (issue 27).
+    path = str(tmp_path / 'tta_results.json')
+    write_json_atomic(
+        dict(
+            method_cfg=dict(lr=float('inf')),
+            low=-float('inf'),
+            iou=[float('nan'), np.float32('nan'), 1.5],
+            loss=np.float64('inf')), path)
+    with open(path) as f:
+        text = f.read()
+    assert json.loads(text) == dict(
+        method_cfg=dict(lr='inf'),
+        low='-inf',
+        iou=[None, None, 1.5],
+        loss='inf')
+    assert 'Infinity' not in text and 'NaN' not in text  # strict JSON
+
+
+def test_a_full_disk_names_the_file(tmp_path):
+    path = str(tmp_path / 'tta_state.pth')
+
+    def full(f):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(OSError, match='No space left on device') as info:
+        atomic_write(path, full)
+    assert info.value.errno == errno.ENOSPC
+    assert path in str(info.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_planted_symlink_is_replaced_not_followed(tmp_path):
+    target = tmp_path / 'victim.txt'
+    target.write_text('precious')
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    link = work_dir / 'tta_results.json'
+    link.symlink_to(target)
+    write_json_atomic(dict(a=1), str(link))
+    assert target.read_text() == 'precious'
+    assert not link.is_symlink() and json.loads(link.read_text()) == dict(a=1)
