@@ -128,7 +128,7 @@ def method_runs(rows: List[Row], work_dir: str, eata_config: str,
     from ..utils import load_config
     from .fisher import fisher_from_config
     fisher = osp.join(work_dir, 'eata_fisher.pth')
-    eata = [f'custom_hooks.0.method.fisher_file={fisher}']
+    eata = [f'adaptation.method.fisher_file={fisher}']
     if any(config == eata_config for _, config, _, _ in rows):
         echo(f'computing EATA\'s Fisher into {fisher} ...')
         os.makedirs(work_dir, exist_ok=True)
@@ -192,8 +192,8 @@ ABLATION_CKPT = 'data/checkpoints/ablation/' + DEV_CKPT.format(
     'meta-warmup-{}').split('/')[-1]
 # Only the learning rate changes: the optimizer type and momentum are the
 # config's (configs/_base_/tta/ecotta.py).
-LR = 'custom_hooks.0.method.optimizer.lr={}'
-METHOD = 'custom_hooks.0.method.'
+LR = 'adaptation.method.optimizer.lr={}'
+METHOD = 'adaptation.method.'
 WARMED_UP = DEV_CKPT.format('meta-warmup')
 # The third release's warm-up: frozen BNs on stored statistics, meta BNs
 # plain (batch statistics of 8 crops), 300 iterations.

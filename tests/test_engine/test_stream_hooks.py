@@ -119,8 +119,9 @@ def test_exported_checkpoint_round_trips_the_adapted_weights(name, tmp_path):
     method = build_method(name)
     with torch.no_grad():  # as mmengine's TestLoop calls it
         method.test_step(make_batch(0))
-    tta = TestTimeAdaptationHook(method=dict(type=name))
+    tta = TestTimeAdaptationHook()
     tta.method = method
+    tta.segments.current = (0, 'fog')
     runner = SimpleNamespace(
         hooks=[tta],
         model=method.model,
@@ -131,7 +132,6 @@ def test_exported_checkpoint_round_trips_the_adapted_weights(name, tmp_path):
         test_dataloader=SimpleNamespace(
             dataset=SimpleNamespace(metainfo=dict(classes=('a', 'b')))))
     hook = AdaptedModelExportHook()
-    hook._segment = (0, 'fog')
     hook.after_test_epoch(runner)
     fresh = build_model(TINY_META_MODEL if name == 'EcoTTA' else TINY_MODEL)
     load_checkpoint(fresh, str(tmp_path / 'adapted_final.pth'), strict=True)

@@ -4,7 +4,7 @@
 # vanished at the fresh seeds 3 and 4 (README, "More frames for the
 # warm-up").
 # python tools/train.py THIS_CONFIG --cfg-options randomness.seed=N
-_base_ = './ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1500_synthetic-128x256.py'  # noqa: E501
+_base_ = './ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1500_synthetic-train-128x256.py'  # noqa: E501
 # The base's dataset, once per split.
 train_dataloader = dict(
     dataset=dict(
