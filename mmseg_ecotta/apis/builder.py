@@ -1,7 +1,8 @@
 """Build what a TTA config describes: its method around its model.
 
-The one place that reads a config's ``adaptation`` settings and builds model + checkpoint + method outside a runner (the memory report,
-the Fisher tool) or a runner and its hooks (``tools/test_tta.py``, the
+The one place that reads a config's ``adaptation`` settings and builds
+model + checkpoint + method outside a runner (the memory report, the
+Fisher tool) or a runner and its hooks (``tools/test_tta.py``, the
 soak test).
 """
 import copy
@@ -23,8 +24,7 @@ HOOK_TYPE = 'TestTimeAdaptationHook'
 HookT = TypeVar('HookT', bound=Hook)
 
 
-def adaptation_config(cfg: Config,
-                      path: str = 'the config') -> Dict[str, Any]:
+def adaptation_config(cfg: Config, path: str = 'the config') -> Dict[str, Any]:
     """The ``adaptation`` dict of a TTA config, its hook checked.
 
     The dict itself (not a copy): changing it changes the config.

@@ -87,8 +87,9 @@ class AdaptationSettings:
                 "type='EcoTTA'))")
 
     @classmethod
-    def from_config(cls, cfg: Any, source: str = 'the config'
-                    ) -> 'AdaptationSettings':
+    def from_config(cls,
+                    cfg: Any,
+                    source: str = 'the config') -> 'AdaptationSettings':
         """Read ``cfg.adaptation`` (a copy: the config is not changed).
 
         Args:
@@ -224,8 +225,8 @@ class TestTimeAdaptationHook(Hook):
             for hook in runner.hooks:
                 if isinstance(hook, StreamSegmentHook):
                     hook.segment_ended(runner, ended)
-            if self.settings.episodic or (self.results.collapsed and
-                                          self.settings.reset_on_collapse):
+            if self.settings.episodic or (self.results.collapsed
+                                          and self.settings.reset_on_collapse):
                 self.method.reset()
         if self.checkpoint.due(boundary):
             self.checkpoint.save(self.method, self.segments.current,
