@@ -5,7 +5,6 @@ model + checkpoint + method outside a runner (the memory report, the
 Fisher tool) or a runner and its hooks (``tools/test_tta.py``, the
 soak test).
 """
-import copy
 import os.path as osp
 from typing import Any, Dict, Optional, Type, TypeVar
 
@@ -56,7 +55,8 @@ def adaptation_config(cfg: Config, path: str = 'the config') -> Dict[str, Any]:
 
 def method_config(cfg: Config, path: str = 'the config') -> Dict[str, Any]:
     """A copy of ``cfg.adaptation.method``, the config's TTA method."""
-    return copy.deepcopy(dict(adaptation_config(cfg, path)['method']))
+    adaptation_config(cfg, path)
+    return AdaptationSettings.from_config(cfg, path).method
 
 
 def build_model(cfg: Config,

@@ -92,6 +92,9 @@ class AdaptationSettings:
                     source: str = 'the config') -> 'AdaptationSettings':
         """Read ``cfg.adaptation`` (a copy: the config is not changed).
 
+        The method config comes back as a plain dict, without the
+        ``_scope_`` key mmengine adds to configs inherited from a package.
+
         Args:
             cfg (Config): A TTA config.
             source (str): Its file, for the error messages.
@@ -111,7 +114,15 @@ class AdaptationSettings:
         if unknown:
             raise KeyError(f'{source}: unknown adaptation keys {unknown}; '
                            f'known: {known}')
-        return cls(**copy.deepcopy(dict(adaptation)))
+        settings = copy.deepcopy(dict(adaptation))
+        if isinstance(settings.get('method'), dict):
+            # mmengine's scope of a config inherited through
+            # 'mmseg_ecotta::' (registry.py), not a method setting.
+            settings['method'] = {
+                k: v
+                for k, v in settings['method'].items() if k != '_scope_'
+            }
+        return cls(**settings)
 
 
 @HOOKS.register_module()
