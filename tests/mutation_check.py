@@ -2,9 +2,10 @@
 
 A test that cannot fail is a defect. For every entry of :data:`MUTANTS` this
 script copies the committed tree (``git archive HEAD``) to a temporary
-folder, applies one deliberate bug to the package source, and runs the tests
-that name that behaviour there: each must fail. Not part of the suite (it
-runs the suite's tests, a minute per mutant)::
+folder, applies one deliberate bug to the package source (or to a shipped
+default), and runs the tests that name that behaviour there: each must
+fail. Not part of the suite (it runs the suite's tests, a minute per
+mutant)::
 
     python tests/mutation_check.py            # all mutants
     python tests/mutation_check.py cotta-scores-student
@@ -17,6 +18,10 @@ import tempfile
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 M = 'tests/test_tta/test_methods.py::'
+PER_DOMAIN = ('tests/test_tta/test_optimizer_per_domain.py::'
+              'test_optimizer_state_restarts_at_each_domain_boundary')
+PUBLISHED = ('tests/test_published.py::'
+             'test_shipped_default_is_the_published_value[{}]')
 # name -> (file, [(text, replacement)], tests that must fail)
 MUTANTS = {
     'cotta-scores-student': ('mmseg_ecotta/tta/cotta.py', [
@@ -27,8 +32,8 @@ MUTANTS = {
         'test_scored_prediction_is_the_pseudo_label'
     ]),
     'ecotta-drops-entropy': ('mmseg_ecotta/tta/ecotta.py', [
-        ('return (confident_entropy_loss(logits, self.threshold) +',
-         'return (0 * confident_entropy_loss(logits, self.threshold) +')
+        ('return (entropy(logits, self.threshold) +',
+         'return (0 * entropy(logits, self.threshold) +')
     ], [M + 'test_ecotta_loss_equals_hand_computation']),
     'bn-adapt-uses-stored-statistics': ('mmseg_ecotta/tta/bn_adapt.py', [
         ("convert_batchnorms(model, 'batch')",
@@ -58,6 +63,66 @@ MUTANTS = {
         ('torch.exp(self.threshold - entropy.detach())',
          'torch.exp(entropy.detach() - self.threshold)')
     ], ['tests/test_tta/test_eata.py::test_first_updates_equal_reference']),
+    'eata-weight-not-detached': ('mmseg_ecotta/tta/eata.py', [
+        ('weight = torch.exp(self.threshold - entropy.detach())',
+         'weight = torch.exp(self.threshold - entropy)')
+    ], [
+        'tests/test_tta/test_eata.py::'
+        'test_weight_is_a_constant_of_the_gradient'
+    ]),
+    'cotta-restores-before-ema': ('mmseg_ecotta/tta/cotta.py', [
+        ('        m = self.ema_momentum\n',
+         '        for source, (_, student) in zip(self._anchor_params,\n'
+         '                                        self.named_params):\n'
+         '            restore = torch.rand_like(student) < self.restore_prob\n'
+         '            student.copy_(torch.where(restore, source, student))\n'
+         '        m = self.ema_momentum\n'),
+        ('        if self.restore_prob == 0:\n            return\n',
+         '        return\n'),
+    ], [
+        'tests/test_tta/test_cotta.py::'
+        'test_teacher_follows_the_student_before_the_restore'
+    ]),
+    'cotta-keeps-one-optimizer': ('mmseg_ecotta/tta/cotta.py', [
+        ("'segmentation': ('source', 'hard', True)",
+         "'segmentation': ('source', 'hard', False)")
+    ], [PER_DOMAIN]),
+    'scores-after-the-update': ('mmseg_ecotta/tta/base.py', [
+        ('return self.prediction(inputs, logits.detach(), restored,',
+         'return self.prediction(inputs, self.decode(inputs).detach(), '
+         'restored,')
+    ], [M + 'test_scored_prediction_is_made_before_the_update']),
+    'entropy-gradient-through-log-only': ('mmseg_ecotta/tta/losses.py', [
+        ('return -(log_p.exp() * log_p).sum(dim=1)',
+         'return -(log_p.exp().detach() * log_p).sum(dim=1)')
+    ], [
+        'tests/test_tta/test_properties.py::'
+        'test_valid_logits_give_finite_scalars_and_exact_gradients'
+    ]),
+    'ecotta-meta-bn-frozen': ('mmseg_ecotta/tta/ecotta.py', [
+        ('        """Meta-network parameters only; the original network is '
+         'frozen."""\n',
+         '        return [(n, p) for n, p in model.named_parameters()\n'
+         "                if is_meta_name(n) and 'meta_bn' not in n]\n")
+    ], [M + 'test_parameters_match_the_method[EcoTTA]']),
+    'tent-cotta-on-batch-statistics': ('mmseg_ecotta/tta/tent.py', [
+        ("'cotta': ('source', 'own_argmax', True)",
+         "'cotta': ('batch', 'own_argmax', True)")
+    ], [M + 'test_tent_cotta_update_equals_release_algorithm']),
+    # The shipped defaults: changing a published value fails the test that
+    # names its source.
+    'cotta-anchor-threshold-changed': ('configs/_base_/tta/cotta.py', [
+        ('anchor_threshold=0.69,', 'anchor_threshold=0.74,')
+    ], [PUBLISHED.format('cotta.anchor_threshold')]),
+    'cotta-restore-prob-changed': ('configs/_base_/tta/cotta.py', [
+        ('restore_prob=0.01,', 'restore_prob=0.001,')
+    ], [PUBLISHED.format('cotta.restore_prob')]),
+    'cotta-lr-changed': ('configs/_base_/tta/cotta.py', [
+        ('lr=6e-5 / 8,', 'lr=6e-5,')
+    ], [PUBLISHED.format('cotta.optimizer')]),
+    'eata-e0-factor-changed': ('configs/_base_/tta/eata.py', [
+        ('e0_factor=0.4,', 'e0_factor=0.5,')
+    ], [PUBLISHED.format('eata.e0_factor')]),
 }
 
 

@@ -9,8 +9,8 @@ are clean source images in Cityscapes' layout, no labels are read:
         [--batch-size 64] [--cfg-options k=v ...] [--unsafe-load]
 
 The Fisher is EATA's estimator: the squared gradient of each batch of
---batch-size images' mean loss, averaged over batches (EATA's beta = 2000
-fits batches of 64).
+--batch-size images' mean loss, averaged over batches of 64, as EATA's
+(EATA's beta = 2000 is used as published, not re-tuned for segmentation).
 
 e.g. configs/eata/eata_deeplabv3plus_r50-d8_*_cityscapes2acdc-540x960.py with
 --out data/checkpoints/fisher_deeplabv3plus_r50-d8_cityscapes.pth.

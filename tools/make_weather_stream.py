@@ -24,10 +24,29 @@ def main() -> None:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', required=True, help='stream root')
     parser.add_argument(
+        '--conditions',
+        nargs='+',
+        metavar='FOLDER=CORRUPTION',
+        help='condition folders and their corruptions, in stream order '
+        '(default: ' + ' '.join(f'{k}={v}'
+                                for k, v in ACDC_STAND_INS.items()) +
+        '), e.g. frost=frost spatter=spatter for a held-out family')
+    parser.add_argument(
         '--clear',
         action='store_true',
         help='also write every frame unchanged as condition "clear"')
     args = parser.parse_args()
+    conditions = ACDC_STAND_INS
+    if args.conditions:
+        pairs = [c.partition('=') for c in args.conditions]
+        bad = [
+            c for c, (_, sep, v) in zip(args.conditions, pairs)
+            if not (sep and v)
+        ]
+        if bad:
+            parser.error(f'--conditions {bad}: write each as FOLDER=CORRUPTION'
+                         ', e.g. frost=frost')
+        conditions = {k: v for k, _, v in pairs}
     for split in args.split:
         source = stream_frames(args.city_root, split)
         counts = write_corrupted_stream(
@@ -35,6 +54,7 @@ def main() -> None:
             out=args.out,
             severity=args.severity,
             seed=args.seed,
+            conditions=conditions,
             **source)
         if args.clear:
             write_corrupted_stream(
@@ -44,8 +64,7 @@ def main() -> None:
                 conditions=dict(clear=None),
                 **source)
         print(f'{split}: {counts} frames (' +
-              ', '.join(f'{k}={v}'
-                        for k, v in ACDC_STAND_INS.items()) + ') -> '
+              ', '.join(f'{k}={v}' for k, v in conditions.items()) + ') -> '
               f'{args.out}')
 
 

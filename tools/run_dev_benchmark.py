@@ -1,9 +1,9 @@
 """The real-image dev benchmark: every method on CamVid under weather.
 
-Runs Source, BN adapt, TENT, EATA and EcoTTA (3 rounds of fog -> night ->
-rain -> snow; CoTTA with ``--cotta``, 1 round: 19x slower) on held-out
-CamVid frames corrupted into ACDC's layout, with the shipped CamVid
-checkpoints, and prints one comparison (also written to
+Runs Source, BN adapt, TENT (tent's, and CoTTA's: TENT-CoTTA), EATA and
+EcoTTA (3 rounds of fog -> night -> rain -> snow; CoTTA with ``--cotta``, 1
+round: 19x slower) on held-out CamVid frames corrupted into ACDC's layout,
+with the shipped CamVid checkpoints, and prints one comparison (also written to
 ``WORK_DIR/comparison.{md,csv,json}``). ``--ablation`` runs EcoTTA once per
 recipe change instead, from the first release's recipe to ours (README,
 "EcoTTA on real frames"). ``--synthetic-select`` runs the EcoTTA ablation

@@ -2,8 +2,9 @@
 
 Generates the synthetic weather stream if it is missing, computes EATA's
 Fisher on the clean synthetic source images, then runs Source, BN adapt,
-TENT, EATA, EcoTTA (3 rounds of fog -> night -> rain -> snow) and CoTTA (1
-round) with the shipped tiny checkpoints, each through
+TENT (tent's method, and as CoTTA's table ran it: TENT-CoTTA), EATA,
+EcoTTA (3 rounds of fog -> night -> rain -> snow) and CoTTA (1 round) with
+the shipped tiny checkpoints, each through
 ``tools/test_tta.py``, and prints one comparison table (also written to
 ``WORK_DIR/comparison.{md,csv,json}``, with the plots
 ``comparison_miou.png`` and ``comparison_memory.png``). The runs:

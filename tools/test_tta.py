@@ -7,7 +7,7 @@ written to ``WORK_DIR/tta_results.json`` after every domain.
 
     python tools/test_tta.py CONFIG CHECKPOINT [--work-dir DIR]
         [--cfg-options k=v ...] [--show-dir DIR] [--export-adapted]
-        [--resume] [--unsafe-load] [--launcher pytorch]
+        [--trace] [--resume] [--unsafe-load] [--launcher pytorch]
 
 On a terminal a progress bar shows the ETA and the running mIoU of the
 current domain.

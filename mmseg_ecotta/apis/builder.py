@@ -117,6 +117,7 @@ def tta_test_config(cfg: Config,
                     show_frames: int = 2,
                     show_interval: int = 20,
                     export_adapted: Optional[str] = None,
+                    trace: bool = False,
                     progress: bool = False) -> Config:
     """``cfg`` set up as ``tools/test_tta.py``'s options say.
 
@@ -133,6 +134,9 @@ def tta_test_config(cfg: Config,
             Defaults to 20.
         export_adapted (str, optional): ``'final'`` or ``'every-domain'``:
             add an :class:`~mmseg_ecotta.engine.AdaptedModelExportHook`.
+        trace (bool): Record what each update does
+            (:class:`~mmseg_ecotta.engine.AdaptationTraceHook`). Defaults
+            to False.
         progress (bool): Add a progress bar. Defaults to False.
 
     Raises:
@@ -162,6 +166,8 @@ def tta_test_config(cfg: Config,
             dict(
                 type='AdaptedModelExportHook',
                 every_domain=export_adapted == 'every-domain'))
+    if trace:
+        cfg.custom_hooks.append(dict(type='AdaptationTraceHook'))
     if progress:
         cfg.custom_hooks.append(dict(type='StreamProgressHook'))
     return cfg

@@ -7,7 +7,7 @@ written to ``WORK_DIR/tta_results.json`` after every domain.
 
     python tools/test_tta.py CONFIG CHECKPOINT [--work-dir DIR]
         [--cfg-options k=v ...] [--show-dir DIR] [--export-adapted]
-        [--resume] [--unsafe-load] [--launcher pytorch]
+        [--trace] [--resume] [--unsafe-load] [--launcher pytorch]
 
 On a terminal a progress bar shows the ETA and the running mIoU of the
 current domain. The same entry point runs installed, from any directory:
@@ -47,6 +47,13 @@ def parse_args() -> argparse.Namespace:
         'dir: adapted_final.pth, and with every-domain also '
         'adapted_round{R}_{domain}.pth')
     parser.add_argument(
+        '--trace',
+        action='store_true',
+        help='record what every update does (loss, entropy, confident '
+        'pixels, gradient norm and drift per parameter group) in '
+        'WORK_DIR/adaptation_trace.json; summarise it with '
+        'tools/analysis/adaptation_trace.py')
+    parser.add_argument(
         '--resume',
         action='store_true',
         help='continue an interrupted stream from WORK_DIR/tta_state.pth '
@@ -69,6 +76,7 @@ def main() -> None:
         show_frames=args.show_frames,
         show_interval=args.show_interval,
         export_adapted=args.export_adapted,
+        trace=args.trace,
         progress=sys.stdout.isatty())  # a progress bar; CI logs stay plain
     build_runner(cfg).test()
 

@@ -1,3 +1,4 @@
+from .adaptation_trace_hook import AdaptationTraceHook
 from .adapted_model_export_hook import AdaptedModelExportHook
 from .source_checkpoint import check_checkpoint_fits, source_checkpoint
 from .stream import SegmentTracker, StreamSegmentHook, stream_segment
@@ -12,5 +13,5 @@ __all__ = [
     'SegmentTracker', 'StreamSegmentHook', 'TTAResultsHook',
     'check_checkpoint_fits', 'source_checkpoint', 'stream_segment',
     'AdaptedModelExportHook', 'StreamProgressHook', 'format_progress',
-    'StreamVisualizationHook'
+    'StreamVisualizationHook', 'AdaptationTraceHook'
 ]

@@ -239,6 +239,7 @@ class TestTimeAdaptationHook(Hook):
             if self.settings.episodic or (self.results.collapsed
                                           and self.settings.reset_on_collapse):
                 self.method.reset()
+            self.method.segment_started()
         if self.checkpoint.due(boundary):
             self.checkpoint.save(self.method, self.segments.current,
                                  runner.test_evaluator.metrics)

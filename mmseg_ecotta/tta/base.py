@@ -8,11 +8,13 @@ A method is three decisions (after tent, Wang et al., ICLR 2021):
 3. :meth:`TTAMethod.loss`: what is minimised on each test batch.
 
 The base class owns everything else once: re-enabling gradients inside
-mmengine's ``no_grad`` test loop, the optimizer built from config, the
-snapshot and exact reset, the non-finite guard (a step that breaks the
-weights is undone, see :mod:`~mmseg_ecotta.tta.step_guard`), memory and
-time accounting, and the online protocol (the scored prediction comes from the
-same forward pass that produces the loss: predict, then update).
+mmengine's ``no_grad`` test loop, the optimizer built from config (and
+restarted at every domain where a recipe asks,
+:meth:`TTAMethod.segment_started`), the snapshot and exact reset, the
+non-finite guard (a step that breaks the weights is undone, see
+:mod:`~mmseg_ecotta.tta.step_guard`), memory and time accounting, and
+the online protocol (the scored prediction comes from the same forward
+pass that produces the loss: predict, then update).
 
 The loss says what it needs: :meth:`TTAMethod.loss` gets the logits, the
 normalised batch and, as keywords, whatever else :meth:`TTAMethod.forward`
@@ -35,7 +37,7 @@ depend on the module's mode.
 """
 import copy
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -73,6 +75,10 @@ class TTAMethod:
             update undone where it caused it); 0 never resets. Defaults to
             5: one bad image is skipped, a model that stays broken after
             its last update was undone is reset.
+        optimizer_per_domain (bool): Start every ``(round, domain)`` segment
+            of the stream with a fresh optimizer (:meth:`segment_started`),
+            as CoTTA's segmentation release does; False keeps one optimizer
+            for the whole stream. Defaults to False.
     """
 
     def __init__(self,
@@ -80,7 +86,8 @@ class TTAMethod:
                  optimizer: Optional[dict] = None,
                  lean_backward: bool = False,
                  measure_memory: bool = True,
-                 reset_after_nonfinite: int = 5) -> None:
+                 reset_after_nonfinite: int = 5,
+                 optimizer_per_domain: bool = False) -> None:
         if not isinstance(model, EncoderDecoder):
             raise TypeError(
                 f'{type(self).__name__} adapts an mmseg EncoderDecoder, got '
@@ -118,6 +125,7 @@ class TTAMethod:
         self.measure_memory = measure_memory
         self.saved_tensors: Optional[SavedTensorReport] = None
         self.reset_after_nonfinite = reset_after_nonfinite
+        self.optimizer_per_domain = optimizer_per_domain
         self.stats = dict(
             steps=0,
             updates=0,
@@ -129,6 +137,9 @@ class TTAMethod:
         self.images = 0
         self._nonfinite_streak = 0
         self._guard: Optional[StepGuard] = None  # built at the first step
+        # Called after each step taken, with the step's logits and loss
+        # (gradients still on the parameters); AdaptationTraceHook's.
+        self.step_observers: List[Callable[[Tensor, Tensor], None]] = []
         self._snapshot = self.state_dict()
         del self._snapshot['counters']  # a reset keeps counting
 
@@ -256,6 +267,26 @@ class TTAMethod:
         self.load_state_dict(self._snapshot)
         self.stats['resets'] += 1
 
+    def segment_started(self) -> None:
+        """A new ``(round, domain)`` segment of the stream begins.
+
+        :class:`~mmseg_ecotta.engine.TestTimeAdaptationHook` calls this at
+        every domain boundary (not before the first segment), after an
+        episodic reset and before the state file of the boundary is
+        written, so a resumed run starts from what this left. With
+        ``optimizer_per_domain`` the optimizer goes back to its state at
+        construction: what a freshly built one holds (same settings, no
+        moments, no step count). The weights keep adapting.
+        """
+        if not self.optimizer_per_domain or self.optimizer is None:
+            return
+        if self._guard is not None:
+            # The guarded step's optimizer state belongs to the finished
+            # domain: undoing that step would bring it back.
+            self._guard.discard()
+        self.optimizer.load_state_dict(
+            copy.deepcopy(self._snapshot['optimizer']))
+
     def decode(self, inputs: Tensor) -> Tensor:
         """Decoder logits at the decode head's resolution, (N, C, h, w).
 
@@ -317,6 +348,8 @@ class TTAMethod:
                     self._skip()
                 else:
                     self.update(loss)
+                    for observe in self.step_observers:
+                        observe(logits.detach(), loss.detach())
             else:
                 logits = self.recover(inputs, logits)
         self.after_update(inputs, logits)

@@ -24,16 +24,21 @@ from .losses import hard_label_cross_entropy, soft_label_cross_entropy
 
 # CoTTA's multi-scale + flip test-time augmentation: 7 scales x 2 = 14.
 COTTA_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
-# recipe -> (BN norm_mode of student, teacher and anchor, pseudo-label).
+# recipe -> (BN norm_mode of student, teacher and anchor, pseudo-label,
+# a fresh optimizer per domain).
 COTTA_RECIPES = {
     # Segmentation release: all three networks in eval mode (stored BN
     # statistics); the student learns the teacher's hard (argmax) labels
     # with cross-entropy at the resolution the labels are predicted at
-    # (the input's here).
-    'segmentation': ('source', 'hard'),
+    # (the input's here). A new Adam for every domain of every round: its
+    # tools/cotta.py calls single_gpu_cotta once per domain, and that
+    # function builds the optimizer (``optimizer = torch.optim.Adam(
+    # param_list, lr=0.00006/8, betas=(0.9, 0.999))``) before its loop.
+    'segmentation': ('source', 'hard', True),
     # CIFAR code: BN in train mode (test-batch statistics) before the
-    # copies are taken; the student matches the teacher's soft label.
-    'cifar': ('batch', 'soft'),
+    # copies are taken; the student matches the teacher's soft label. One
+    # optimizer for the whole stream (setup_cotta builds it once).
+    'cifar': ('batch', 'soft', False),
 }
 
 
@@ -60,11 +65,16 @@ class CoTTA(TTAMethod):
       statistics; view predictions are resized to the input resolution
       (logits, then softmax, as mmseg's test-time augmentation does), and
       the student minimises the cross-entropy of its upsampled logits to
-      the argmax of the pseudo-label.
+      the argmax of the pseudo-label. The optimizer starts afresh at every
+      domain boundary (the release builds its Adam inside
+      ``single_gpu_cotta``, which ``tools/cotta.py`` calls once per domain
+      of every round: 40 new optimizers over 10 rounds); the weights, the
+      teacher and the anchor carry on.
     - ``'cifar'`` (CoTTA's CIFAR code): all three normalise with the test
       batch's statistics; the pseudo-label stays a probability map at the
       decoder resolution and the student minimises the cross-entropy to
-      it (``-(q * log_softmax(student)).sum(1).mean()``).
+      it (``-(q * log_softmax(student)).sum(1).mean()``). One optimizer for
+      the whole stream.
 
     mmseg's ``TestTimeAug`` builds views in the data pipeline (one sample
     becomes many) and ``SegTTAModel`` averages them; the stream delivers
@@ -98,6 +108,10 @@ class CoTTA(TTAMethod):
             Defaults to True (14 views).
         optimizer (dict): Optimizer config; CoTTA's (Adam, lr 6e-5/8) is in
             ``configs/_base_/tta/cotta.py``.
+        optimizer_per_domain (bool, optional): A fresh optimizer at every
+            domain boundary (:meth:`TTAMethod.segment_started`); False keeps
+            one for the whole stream. Defaults to None: the recipe's (True
+            for ``'segmentation'``, False for ``'cifar'``).
         **kwargs: Passed to :class:`TTAMethod`.
     """
 
@@ -111,6 +125,7 @@ class CoTTA(TTAMethod):
                  aug_scales: Sequence[float] = COTTA_SCALES,
                  aug_flip: bool = True,
                  optimizer: Optional[dict] = None,
+                 optimizer_per_domain: Optional[bool] = None,
                  **kwargs) -> None:
         if recipe not in COTTA_RECIPES:
             raise ValueError(f'unknown CoTTA recipe {recipe!r}; choose one '
@@ -125,7 +140,9 @@ class CoTTA(TTAMethod):
             raise ValueError(f'aug_scales={aug_scales!r}: give positive '
                              f'scales, CoTTA uses {COTTA_SCALES}')
         self.recipe = recipe
-        self.norm_mode, self.label_kind = COTTA_RECIPES[recipe]
+        self.norm_mode, self.label_kind, per_domain = COTTA_RECIPES[recipe]
+        if optimizer_per_domain is None:
+            optimizer_per_domain = per_domain
         self.trainable = trainable
         self.ema_momentum = ema_momentum
         self.anchor_threshold = anchor_threshold
@@ -137,13 +154,21 @@ class CoTTA(TTAMethod):
         # Source copies, taken before the student is touched.
         self.teacher = self._frozen_copy(model)
         self.anchor = self._frozen_copy(model)
-        super().__init__(model, optimizer=optimizer, **kwargs)
+        super().__init__(
+            model,
+            optimizer=optimizer,
+            optimizer_per_domain=optimizer_per_domain,
+            **kwargs)
         teacher_params = dict(self.teacher.named_parameters())
         anchor_params = dict(self.anchor.named_parameters())
         self._teacher_params = [
             teacher_params[n] for n, _ in self.named_params
         ]
         self._anchor_params = [anchor_params[n] for n, _ in self.named_params]
+
+    def settings(self) -> Dict[str, Any]:
+        """Whether the optimizer restarts per domain (recipe-dependent)."""
+        return dict(optimizer_per_domain=self.optimizer_per_domain)
 
     @staticmethod
     def _frozen_copy(model: nn.Module) -> nn.Module:
@@ -299,7 +324,12 @@ class CoTTA(TTAMethod):
 
     @torch.no_grad()
     def after_update(self, inputs: Tensor, logits: Tensor) -> None:
-        """EMA teacher update, then stochastic restore of the student."""
+        """EMA teacher update, then stochastic restore of the student.
+
+        In this order, as the release (``update_ema_variables`` before the
+        restore loop): the teacher takes the updated student, not the
+        restored one.
+        """
         m = self.ema_momentum
         for teacher, (_, student) in zip(self._teacher_params,
                                          self.named_params):

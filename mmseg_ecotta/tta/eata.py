@@ -95,9 +95,11 @@ class EATA(Tent):
         fisher_file (str, optional): Fisher file from
             ``tools/compute_fisher.py``. Defaults to None (ETA).
         fisher_alpha (float): beta of Eq. 9. Defaults to 2000 (EATA's
-            ``fisher_alpha``), which fits the Fisher estimator of
-            :func:`~mmseg_ecotta.tta.fisher.compute_fisher` (squared
-            gradients of batches of 64 images, as EATA's).
+            ``fisher_alpha`` on ImageNet), used as published: the Fisher
+            estimator of :func:`~mmseg_ecotta.tta.fisher.compute_fisher`
+            is EATA's (squared gradients of batches of 64 images), but the
+            parameters, the scale of the entropy term and the optimizer
+            differ from EATA's setting, and beta was not re-tuned.
         optimizer (dict): Optimizer config; EATA's paper uses TENT's, as
             ``configs/_base_/tta/eata.py`` does.
         **kwargs: Passed to :class:`TTAMethod`.

@@ -12,8 +12,16 @@ from ..models.backbones.meta_resnet import PartitionPairs
 from ..models.segmentors import is_meta_name
 from ..registry import TTA_METHODS
 from .base import NamedParams, TTAMethod
-from .losses import (confident_entropy_loss, entropy_threshold,
-                     self_distillation_loss)
+from .losses import (class_balanced_confident_entropy, confident_entropy_loss,
+                     entropy_threshold, self_distillation_loss)
+
+# Which meta parameters adapt (EcoTTA's ``adapt``).
+ADAPT = ('all', 'norm')
+# How confident pixels are averaged into the entropy term.
+ENTROPY_AVERAGES = {
+    'pixel': confident_entropy_loss,
+    'class': class_balanced_confident_entropy
+}
 
 
 @TTA_METHODS.register_module()
@@ -46,6 +54,14 @@ class EcoTTA(TTAMethod):
             its own meta network (detached partition inputs, as in the
             authors' sample). Defaults to False (gradients reach earlier
             meta networks too).
+        adapt (str): Which meta parameters adapt: ``'all'`` (the paper),
+            ``'norm'`` (the affine parameters of the meta networks' BN
+            layers only; their convolutions keep their warmed-up weights).
+            Defaults to ``'all'``.
+        entropy_average (str): ``'pixel'`` (the paper: mean over the
+            confident pixels) or ``'class'`` (mean over the predicted classes
+            of each class's mean, :func:`class_balanced_confident_entropy`).
+            Defaults to ``'pixel'``.
         lean_backward (bool): Keep no activations in the frozen layers for
             backward. Defaults to True.
         **kwargs: Passed to :class:`TTAMethod`.
@@ -58,6 +74,8 @@ class EcoTTA(TTAMethod):
                  optimizer: Optional[dict] = None,
                  lean_backward: bool = True,
                  per_partition_regulariser: bool = False,
+                 adapt: str = 'all',
+                 entropy_average: str = 'pixel',
                  **kwargs) -> None:
         for key in ('frozen_norm_mode', 'head_norm_mode', 'meta_norm_mode'):
             if key in kwargs:
@@ -77,6 +95,13 @@ class EcoTTA(TTAMethod):
                 "normalise the meta networks by their running statistics; set "
                 "model.meta_norm_mode='sample' (each test image's statistics, "
                 "as the shipped configs) or 'source' (the running ones)")
+        if adapt not in ADAPT:
+            raise ValueError(f'adapt={adapt!r}: choose one of {list(ADAPT)}')
+        self.adapt = adapt
+        if entropy_average not in ENTROPY_AVERAGES:
+            raise ValueError(f'entropy_average={entropy_average!r}: choose '
+                             f'one of {list(ENTROPY_AVERAGES)}')
+        self.entropy_average = entropy_average
         self.reg_weight = reg_weight
         self.per_partition_regulariser = per_partition_regulariser
         self.threshold = entropy_threshold(model.num_classes, e0_factor)
@@ -106,11 +131,20 @@ class EcoTTA(TTAMethod):
             reg_weight=self.reg_weight,
             entropy_threshold=self.threshold,
             meta_norm_mode=self.meta_norm_mode,
-            per_partition_regulariser=self.per_partition_regulariser)
+            per_partition_regulariser=self.per_partition_regulariser,
+            adapt=self.adapt,
+            entropy_average=self.entropy_average)
 
     def collect_params(self, model: nn.Module) -> NamedParams:
         """Meta-network parameters only; the original network is frozen."""
-        return [(n, p) for n, p in model.named_parameters() if is_meta_name(n)]
+        norms = {
+            f'{name}.{p}'
+            for name, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._NormBase)
+            for p in ('weight', 'bias')
+        }
+        return [(n, p) for n, p in model.named_parameters()
+                if is_meta_name(n) and (self.adapt == 'all' or n in norms)]
 
     def forward(self, inputs: Tensor) -> Tuple[Tensor, Dict[str, Any]]:
         """Logits and, of the same pass, each partition's two outputs."""
@@ -129,5 +163,6 @@ class EcoTTA(TTAMethod):
             partitions (PartitionPairs): ``(adapted, frozen)`` output per
                 partition, of the forward that gave ``logits``.
         """
-        return (confident_entropy_loss(logits, self.threshold) +
+        entropy = ENTROPY_AVERAGES[self.entropy_average]
+        return (entropy(logits, self.threshold) +
                 self.reg_weight * self_distillation_loss(partitions))

@@ -2,6 +2,8 @@
 import glob
 import os
 import os.path as osp
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -169,3 +171,29 @@ def test_weather_stream_of_a_dev_part_has_only_its_frames(camvid, tmp_path):
     assert written == stems
     with pytest.raises(FileNotFoundError, match="1 frames.*'nope'"):
         write_corrupted_stream(city, 'test', out, 3, stems=['nope'])
+
+
+def test_weather_stream_tool_writes_a_held_out_family(camvid, tmp_path):
+    city = str(tmp_path / 'camvid')
+    convert_camvid(camvid, city)
+    out = str(tmp_path / 'heldout')
+    tool = [sys.executable, 'tools/make_weather_stream.py', city]
+    result = subprocess.run(
+        tool + [
+            '--split', 'report', '--out', out, '--conditions', 'frost=frost',
+            'spatter=spatter'
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(os.listdir(osp.join(out,
+                                      'rgb_anon'))) == ['frost', 'spatter']
+    bad = subprocess.run(
+        tool + ['--out', out, '--conditions', 'frost'],
+        cwd=REPO,
+        capture_output=True,
+        text=True)
+    assert bad.returncode == 2
+    assert "--conditions ['frost']: write each as FOLDER=CORRUPTION" in \
+        bad.stderr

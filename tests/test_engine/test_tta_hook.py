@@ -336,11 +336,13 @@ def test_a_finished_domain_is_reported_before_the_episodic_reset():
         method=dict(type='Source'), episodic=True)
     tta.checkpoint = StreamCheckpoint('state.pth', 0)
     tta.results = SimpleNamespace(collapsed=False)
-    tta.method = SimpleNamespace(reset=lambda: events.append(('reset', )))
+    tta.method = SimpleNamespace(
+        reset=lambda: events.append(('reset', )),
+        segment_started=lambda: events.append(('started', )))
     runner = SimpleNamespace(
         hooks=[tta, Recorder()], test_evaluator=SimpleNamespace(metrics=[]))
     for domain in ('fog', 'fog', 'night'):
         sample = SegDataSample(metainfo=dict(round=0, domain=domain))
         tta.before_test_iter(runner, 0, dict(data_samples=[sample]))
-    assert events == [('ended', (0, 'fog')), ('reset', )]
+    assert events == [('ended', (0, 'fog')), ('reset', ), ('started', )]
     assert tta.segments.current == (0, 'night')

@@ -35,6 +35,23 @@ def test_teacher_is_exact_ema_of_student():
                for n, p in method.teacher.named_parameters())
 
 
+def test_teacher_follows_the_student_before_the_restore():
+    # The release updates the teacher from the updated student first, then
+    # restores the student: a restored element reaches the teacher only at
+    # the next step.
+    method = build_cotta(restore_prob=1.0, ema_momentum=0.5, **FAST)
+    anchor = dict(method.anchor.named_parameters())
+    with torch.no_grad():
+        for name, param in method.named_params:  # the updated student
+            param.copy_(anchor[name] + 1)
+    method.after_update(None, None)
+    for (name, student), teacher in zip(method.named_params,
+                                        method._teacher_params):
+        assert torch.equal(student, anchor[name]), name  # p = 1: restored
+        # the teacher (the source before) moved halfway to the student
+        torch.testing.assert_close(teacher, anchor[name] + 0.5)
+
+
 def test_stochastic_restore_rate_and_values():
     p = 0.01
     method = build_cotta(restore_prob=p, ema_momentum=1.0, **FAST)

@@ -49,6 +49,24 @@ def test_loss_is_reweighted_entropy_of_reliable_pixels():
         expected.item(), rel=1e-6)
 
 
+def test_weight_is_a_constant_of_the_gradient():
+    # EATA detaches its weight 1 / exp(H - E0): the gradient is the
+    # weighted entropy's gradient, the weight held constant. Written in
+    # float64 from the definition.
+    method = build_eata(e0_factor=0.4)
+    logits = (torch.randn(1, 19, 8, 8) * 3).requires_grad_(True)
+    method.loss(logits, None).backward()
+    z = logits.detach().double().requires_grad_(True)
+    log_p = z.log_softmax(1)
+    h = -(log_p.exp() * log_p).sum(1)
+    mask = h.detach() < entropy_threshold(19, 0.4)
+    weight = torch.exp(entropy_threshold(19, 0.4) - h.detach())
+    assert 0 < mask.float().mean() < 1
+    (h * weight)[mask].mean().backward()
+    torch.testing.assert_close(
+        logits.grad.double(), z.grad, rtol=1e-4, atol=1e-7)
+
+
 @pytest.mark.parametrize('redundancy', ['pixel', 'image'])
 def test_redundant_image_gives_exactly_no_update(redundancy):
     # E0 opened so that the random-init model's first image adapts.

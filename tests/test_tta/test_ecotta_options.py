@@ -29,3 +29,34 @@ def test_per_partition_regulariser_trains_only_its_own_meta_net(per_partition):
     # when the gradient may flow through the partition input
     assert grads[-1]
     assert any(grads[:-1]) != per_partition
+
+
+def test_adapt_norm_trains_only_the_meta_bn_affine_and_every_one_of_it():
+    method = build_ecotta(adapt='norm', optimizer=dict(type='SGD', lr=0.1))
+    names = [n for n, _ in method.named_params]
+    meta_norms = [
+        f'{name}.{p}'
+        for name, m in method.model.backbone.meta_nets.named_modules(
+            prefix='backbone.meta_nets')
+        if isinstance(m, torch.nn.modules.batchnorm._NormBase)
+        for p in ('weight', 'bias')
+    ]
+    assert sorted(names) == sorted(meta_norms)
+    convs = {
+        n: p.detach().clone()
+        for n, p in method.model.named_parameters() if 'conv_block.conv' in n
+    }
+    with torch.enable_grad():
+        method.forward_and_adapt(torch.randn(1, 3, 64, 64))
+    assert method.stats['updates'] == 1
+    for name, param in method.model.named_parameters():
+        if name in convs:
+            assert torch.equal(param, convs[name]), name
+    assert method.settings()['adapt'] == 'norm'
+
+
+def test_adapt_names_the_choices():
+    with pytest.raises(
+            ValueError, match=r"adapt='bn': choose one of "
+            r"\['all', 'norm'\]"):
+        build_ecotta(adapt='bn')

@@ -94,7 +94,7 @@ def test_only_intended_state_changes_and_reset_is_exact(name):
 
 @pytest.mark.parametrize('name', METHODS)
 def test_parameters_match_the_method(name):
-    method = build_method(name)
+    method = build_method(name, **GENERIC_KWARGS.get(name, {}))
     names = [n for n, _ in method.named_params]
     bn_params = {
         f'{n}.{p}'
@@ -108,9 +108,22 @@ def test_parameters_match_the_method(name):
     elif name == 'CoTTA':
         assert names == [n for n, _ in method.model.named_parameters()]
     elif name == 'EcoTTA':
-        assert names and all(is_meta_name(n) for n in names)
+        # every meta network parameter, and nothing else
+        meta = method.model.backbone.meta_nets
+        assert set(names) == {
+            f'backbone.meta_nets.{n}'
+            for n, _ in meta.named_parameters()
+        }
+        assert all(is_meta_name(n) for n in names)
     for n, p in method.model.named_parameters():
         assert p.requires_grad == (n in names), n
+    if name == 'EcoTTA':  # and each of them trains
+        before = copy.deepcopy(meta.state_dict())
+        method.test_step(make_batch())
+        frozen = [
+            n for n, p in meta.named_parameters() if torch.equal(p, before[n])
+        ]
+        assert not frozen, frozen
 
 
 def test_unknown_method_lists_registered_ones():
@@ -228,8 +241,8 @@ def statistics_used(m: _BatchNorm, x: torch.Tensor, y: torch.Tensor,
 def expected_statistics(name: str, net: str, method) -> str:
     """The pinned table: each method's normalisation, layer by layer."""
     kind = type(method).__name__
-    if kind == 'Source':
-        return 'source'
+    if kind == 'Source' or (kind == 'Tent' and method.recipe == 'cotta'):
+        return 'source'  # CoTTA's TENT: eval mode, stored statistics
     if kind in ('BNAdapt', 'Tent', 'EATA') or (kind == 'CoTTA'
                                                and method.recipe == 'cifar'):
         # test-batch statistics; the 1x1 image pool cannot have them
@@ -245,7 +258,8 @@ def expected_statistics(name: str, net: str, method) -> str:
     raise AssertionError(f'pin the BN normalisation of {kind} here')
 
 
-BN_CASES = [(n, {}) for n in METHODS] + [('CoTTA', dict(recipe='cifar'))]
+BN_CASES = [(n, {}) for n in METHODS] + [('CoTTA', dict(recipe='cifar')),
+                                         ('Tent', dict(recipe='cotta'))]
 
 
 @pytest.mark.parametrize('name,kwargs', BN_CASES)
@@ -372,6 +386,77 @@ def test_tent_update_equals_reference_algorithm():
     ours = dict(method.model.named_parameters())
     for name, param in reference.named_parameters():
         torch.testing.assert_close(ours[name], param, rtol=1e-6, atol=1e-6)
+
+
+def test_tent_cotta_update_equals_release_algorithm():
+    # CoTTA's single_gpu_tent: model.eval(), BN scale and shift trained,
+    # the prediction of a no-grad forward is the label of a second one.
+    model = build_model(TINY_MODEL)
+    model.eval()
+    randomize_running_stats(model)  # stored statistics unlike a batch's
+    reference = copy.deepcopy(model)  # stock BN layers
+    source = copy.deepcopy(model.state_dict())
+    method = build_tta_method(
+        method_cfg('Tent', recipe='cotta', optimizer=dict(type='SGD', lr=0.1)),
+        model)
+    batch = make_batch()
+    scored = method.test_step(batch)[0].seg_logits.data
+
+    bns = [m for m in reference.modules() if isinstance(m, _BatchNorm)]
+    opt = torch.optim.SGD([p for m in bns for p in (m.weight, m.bias)], lr=0.1)
+    x = reference.data_preprocessor(batch, False)['inputs']
+
+    def upsampled_logits():
+        logits = reference.decode_head(reference.extract_feat(x))
+        return F.interpolate(logits, size=x.shape[2:], mode='bilinear')
+
+    with torch.no_grad():
+        prediction = upsampled_logits()
+    loss = F.cross_entropy(upsampled_logits(), prediction.argmax(1))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    torch.testing.assert_close(scored, prediction[0], rtol=0, atol=1e-5)
+    ours = method.model.state_dict()
+    for name, value in reference.state_dict().items():
+        torch.testing.assert_close(ours[name], value, rtol=1e-6, atol=1e-6)
+    moved = [
+        n for n, p in reference.named_parameters()
+        if not torch.equal(p, source[n])
+    ]
+    assert len(moved) > 10
+
+
+def test_unknown_tent_recipe_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="'cotta', 'tent'"):
+        build_method('Tent', recipe='segmentation')
+
+
+@pytest.mark.parametrize('name,kwargs', [
+    ('Tent', {}),
+    ('Tent', dict(recipe='cotta')),
+    ('EATA', GENERIC_KWARGS['EATA']),
+    ('EcoTTA', GENERIC_KWARGS['EcoTTA']),
+])
+def test_scored_prediction_is_made_before_the_update(name, kwargs):
+    # At the shipped learning rate the update moves the prediction a
+    # little; the scored one is the prediction of the weights before it.
+    method = build_method(name, **kwargs)
+    batch = make_batch()
+    x = method.model.data_preprocessor(batch, False)['inputs']
+
+    def prediction():
+        with torch.no_grad():
+            logits = method.decode(x)
+        return F.interpolate(logits, size=x.shape[2:], mode='bilinear')[0]
+
+    before = prediction()
+    scored = method.test_step(batch)[0].seg_logits.data
+    after = prediction()
+    assert method.stats['updates'] == 1
+    moved = (after - before).abs().max()
+    assert moved > 0
+    assert (scored - before).abs().max() < moved / 100
 
 
 @pytest.mark.parametrize('name', ['Source', 'BNAdapt'])

@@ -25,9 +25,23 @@ def _logits(shape, dtype, scale, seed) -> torch.Tensor:
     return x.to(dtype).requires_grad_()
 
 
+def _entropy_gradient(logits: torch.Tensor,
+                      pixels: torch.Tensor) -> torch.Tensor:
+    """The gradient of the mean entropy over ``pixels``, in closed form.
+
+    ``dH/dz_k = -p_k (log p_k + H)`` per pixel, in float64, divided by
+    the number of pixels averaged over; zero elsewhere.
+    """
+    log_p = logits.detach().double().log_softmax(1)
+    p = log_p.exp()
+    h = -(p * log_p).sum(1, keepdim=True)
+    grad = -p * (log_p + h) * pixels[:, None]
+    return grad / max(int(pixels.sum()), 1)
+
+
 @SETTINGS
 @given(VALID_SHAPE, FLOATS, SCALE, st.integers(0, 2**16), st.floats(0.0, 5.0))
-def test_valid_logits_give_finite_scalars_and_gradients(
+def test_valid_logits_give_finite_scalars_and_exact_gradients(
         shape, dtype, scale, seed, threshold):
     for loss_fn in (mean_entropy_loss,
                     functools.partial(
@@ -37,8 +51,19 @@ def test_valid_logits_give_finite_scalars_and_gradients(
         assert loss.ndim == 0 and torch.isfinite(loss)
         assert -1e-6 <= float(loss) <= math.log(shape[1]) + 1e-4
         loss.backward()
-        assert logits.grad.shape == logits.shape
-        assert torch.isfinite(logits.grad).all()
+        pixels = torch.ones_like(logits[:, 0], dtype=torch.bool)
+        if loss_fn is not mean_entropy_loss:  # as the loss selects them
+            pixels = entropy_map(logits.detach()) < threshold
+        expected = _entropy_gradient(logits, pixels)
+        # Rounding: log-softmax loses eps * |z| per element; each pixel's
+        # gradient is divided by the pixels averaged over.
+        eps = torch.finfo(dtype).eps
+        rounding = 10 * eps * (1 + float(logits.detach().abs().max()))
+        torch.testing.assert_close(
+            logits.grad.double(),
+            expected,
+            rtol=100 * eps,
+            atol=rounding / max(int(pixels.sum()), 1))
     entropy = entropy_map(_logits(shape, dtype, scale, seed))
     assert entropy.shape == (shape[0], ) + shape[2:]
 

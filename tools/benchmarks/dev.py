@@ -33,6 +33,8 @@ DEV_RUNS: List[Row] = [
     ('BN adapt', run_config('bn_adapt',
                             'camvid'), DEV_CKPT.format('source'), ()),
     ('TENT', run_config('tent', 'camvid'), DEV_CKPT.format('source'), ()),
+    ('TENT-CoTTA', run_config('tent', 'camvid',
+                              'cotta'), DEV_CKPT.format('source'), ()),
     ('EATA', DEV_EATA, DEV_CKPT.format('source'), ()),  # + its Fisher
     ('EcoTTA', DEV_ECOTTA, DEV_CKPT.format('meta-warmup'), ()),
 ]

@@ -1,7 +1,10 @@
 # CoTTA (Wang et al., CVPR 2022) with the authors' Cityscapes -> ACDC
 # settings. recipe='segmentation': stored BN statistics in student, teacher
 # and anchor, hard pseudo-labels at input resolution; 'cifar': their
-# CIFAR code (test-batch statistics, soft pseudo-labels).
+# CIFAR code (test-batch statistics, soft pseudo-labels). The segmentation
+# recipe builds a fresh Adam at every domain boundary, as the release does
+# (optimizer_per_domain=False keeps one for the whole stream; the CIFAR
+# recipe keeps one by default).
 adaptation = dict(
     method=dict(
         type='CoTTA',

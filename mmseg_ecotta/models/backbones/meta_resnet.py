@@ -23,9 +23,11 @@ from mmcv.cnn import ConvModule
 from mmseg.models.backbones import ResNet
 from mmseg.registry import MODELS
 
-# Blocks per partition. R50 presets from the paper's appendix as quoted by
-# the authors' sample code; shallow blocks are cut more finely because
-# weather is a low-level shift. R18/R101 follow the same rule (ours).
+# Blocks per partition. The R50 presets are those of the public community
+# port of EcoTTA (classification), which gives them as the paper's appendix
+# table; they are not from the authors' sample code. Shallow blocks are cut
+# more finely because weather is a low-level shift. The other depths follow
+# the same rule (ours).
 # Per partition, its meta-adapted and its frozen output of one forward.
 PartitionPairs = List[Tuple[torch.Tensor, torch.Tensor]]
 

@@ -1,0 +1,134 @@
+"""What the test-time updates do, step by step.
+
+A method whose updates change nothing (or too much) looks like any other in
+the mIoU table. This hook records, after every update, what explains it:
+the loss, the prediction's mean entropy and the share of confident pixels,
+the gradient norm and how far the trained parameters have moved from where
+the stream started, per parameter group (EcoTTA: per partition's meta
+network; TENT: per stage). ``tools/analysis/adaptation_trace.py`` summarises
+the trace per (round, domain) segment and compares per-class IoU with
+another run (e.g. the same model without updates).
+"""
+import json
+import math
+import os.path as osp
+from collections import defaultdict
+from typing import Dict, List
+
+import torch
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS
+from torch import Tensor
+
+from ..tta.losses import entropy_map
+from ..utils.files import atomic_write
+from .stream import stream_segment
+from .tta_hook import adaptation_hook
+
+TRACE_FILE = 'adaptation_trace.json'
+
+
+def param_group(name: str, depth: int) -> str:
+    """The group of parameter ``name``: its first ``depth`` name parts.
+
+    ``backbone.meta_nets.0.conv_block.conv.weight`` at depth 3 is
+    ``backbone.meta_nets.0`` (EcoTTA's first partition);
+    ``backbone.layer1.0.bn1.weight`` is ``backbone.layer1.0``.
+    """
+    return '.'.join(name.split('.')[:depth])
+
+
+@HOOKS.register_module()
+class AdaptationTraceHook(Hook):
+    """Record per-update diagnostics into ``WORK_DIR/adaptation_trace.json``.
+
+    Add it after the adaptation hook::
+
+        custom_hooks = [..., dict(type='AdaptationTraceHook')]
+
+    or run ``tools/test_tta.py ... --trace``. Each row: ``step``, ``round``,
+    ``domain``, ``loss``, ``entropy`` (mean over pixels, nats),
+    ``confident`` (share of pixels with entropy below the method's
+    threshold, ``0.4 ln C`` when it has none), and per group ``grad`` (L2
+    norm of the gradient of that step) and ``drift`` (``|θ - θ0| / |θ0|``,
+    θ0 the weights at the start of the stream). It costs one pass over the
+    trained parameters per update, nothing on the model's graph.
+
+    Args:
+        depth (int): Name parts that make a parameter's group. Defaults
+            to 3 (EcoTTA: one group per partition's meta network).
+    """
+
+    priority = 'LOW'  # after TestTimeAdaptationHook built the method
+
+    def __init__(self, depth: int = 3) -> None:
+        if depth < 1:
+            raise ValueError(f'depth={depth}: name parts per group, >= 1')
+        self.depth = depth
+        self.method = None
+        self.rows: List[dict] = []
+        self._segment = (0, 'all')
+        self._start: Dict[str, Tensor] = {}
+
+    def before_test(self, runner) -> None:
+        self.method = adaptation_hook(runner).method
+        self.rows = []
+        self._start = {
+            n: p.detach().clone()
+            for n, p in self.method.named_params
+        }
+        self.threshold = getattr(self.method, 'threshold',
+                                 0.4 * math.log(self.method.model.num_classes))
+        self.method.step_observers.append(self.observe)
+
+    def before_test_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch: dict = None) -> None:
+        self._segment = stream_segment(data_batch)
+
+    def observe(self, logits: Tensor, loss: Tensor) -> None:
+        """Record one update (a step observer of the method)."""
+        grad: Dict[str, float] = defaultdict(float)
+        moved: Dict[str, float] = defaultdict(float)
+        start: Dict[str, float] = defaultdict(float)
+        with torch.no_grad():
+            entropy = entropy_map(logits.float())
+            for name, param in self.method.named_params:
+                group = param_group(name, self.depth)
+                if param.grad is not None:
+                    grad[group] += float(param.grad.pow(2).sum())
+                theta0 = self._start[name]
+                moved[group] += float((param - theta0).pow(2).sum())
+                start[group] += float(theta0.pow(2).sum())
+        self.rows.append(
+            dict(
+                step=len(self.rows),
+                round=self._segment[0],
+                domain=self._segment[1],
+                loss=float(loss),
+                entropy=float(entropy.mean()),
+                confident=float((entropy < self.threshold).float().mean()),
+                grad={
+                    g: math.sqrt(v)
+                    for g, v in grad.items()
+                },
+                drift={
+                    g:
+                    math.sqrt(moved[g] /
+                              start[g]) if start[g] else math.sqrt(moved[g])
+                    for g in moved
+                }))
+
+    def after_test(self, runner) -> None:
+        if self.method is not None and self.observe in \
+                self.method.step_observers:
+            self.method.step_observers.remove(self.observe)
+        trace = dict(
+            method=type(self.method).__name__,
+            threshold=self.threshold,
+            rows=self.rows)
+        atomic_write(
+            osp.join(runner.work_dir, TRACE_FILE),
+            lambda f: json.dump(trace, f),
+            binary=False)
