@@ -33,7 +33,7 @@ format: $(VENV)/.installed
 
 ## checkpoints: regenerate the shipped tiny source + warm-up checkpoints
 SOURCE_CFG := configs/deeplabv3plus/deeplabv3plus_r18-tiny_1xb8-3k_synthetic-128x256.py
-WARMUP_CFG := configs/ecotta/ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1500_synthetic-trainval-corruptaug-128x256.py
+WARMUP_CFG := configs/ecotta/ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1500_synthetic-128x256.py
 checkpoints: $(VENV)/.installed
 	$(PY) tools/make_synthetic_stream.py --out data/synthetic
 	$(PY) tools/train.py $(SOURCE_CFG) --work-dir work_dirs/tiny_source
@@ -46,7 +46,7 @@ checkpoints: $(VENV)/.installed
 ## dev-checkpoints: regenerate the shipped CamVid source + warm-up checkpoints
 ## (needs data/camvid: data/README.md, "The real-image dev benchmark")
 DEV_SOURCE_CFG := configs/deeplabv3plus/deeplabv3plus_r18-tiny_1xb8-1500_camvid-240x320.py
-DEV_WARMUP_CFG := configs/ecotta/ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1200_camvid-trainval-corruptaug-240x320.py
+DEV_WARMUP_CFG := configs/ecotta/ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1200_camvid-240x320.py
 dev-checkpoints: $(VENV)/.installed
 	$(PY) tools/train.py $(DEV_SOURCE_CFG) --work-dir work_dirs/camvid_source
 	$(PY) tools/publish_checkpoint.py work_dirs/camvid_source/iter_1500.pth \

@@ -24,7 +24,7 @@ FILES = sorted(
 def shipped(file: str) -> dict:
     """The method settings ``configs/_base_/tta/<file>.py`` ships."""
     cfg = Config.fromfile(osp.join(DEFAULTS, f'{file}.py'))
-    method = cfg.custom_hooks[0].method.to_dict()
+    method = cfg.adaptation.method.to_dict()
     method.pop('type')
     return method
 

@@ -19,3 +19,8 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=200, log_metric_by_epoch=False),
     visualization=dict(type='SegVisualizationHook'))
+# The hook takes no arguments: it reads the top-level ``adaptation`` dict
+# (the method and its settings) that a configs/_base_/tta/*.py file sets,
+# so a setting is overridden by name, e.g.
+# --cfg-options adaptation.method.optimizer.lr=1e-4
+custom_hooks = [dict(type='TestTimeAdaptationHook')]

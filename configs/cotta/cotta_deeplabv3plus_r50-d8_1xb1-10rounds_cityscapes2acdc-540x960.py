@@ -1,7 +1,7 @@
 # CoTTA, DeepLabV3+ R50-D8, Cityscapes -> ACDC (CoTTA protocol, 10 rounds),
 # the authors' segmentation recipe (stored BN statistics in all three
 # networks, hard pseudo-labels at input resolution); their CIFAR recipe:
-# --cfg-options custom_hooks.0.method.recipe=cifar
+# --cfg-options adaptation.method.recipe=cifar
 # 14 teacher views + anchor + student per image: expect ~16 forwards and
 # 3 copies of the network. A shorter stream:
 # --cfg-options test_dataloader.dataset.rounds=3

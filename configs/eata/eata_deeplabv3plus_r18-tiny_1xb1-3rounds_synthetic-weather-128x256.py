@@ -6,7 +6,7 @@
 # python tools/compute_fisher.py THIS_CONFIG CHECKPOINT --out FISHER.pth
 #     --data-root data/synthetic/cityscapes/ --split train
 # python tools/test_tta.py THIS_CONFIG data/checkpoints/CHECKPOINT.pth
-#     --cfg-options custom_hooks.0.method.fisher_file=FISHER.pth
+#     --cfg-options adaptation.method.fisher_file=FISHER.pth
 _base_ = [
     '../_base_/models/deeplabv3plus_r18-tiny.py',
     '../_base_/datasets/synthetic_stream.py', '../_base_/tta_runtime.py',

@@ -10,7 +10,7 @@ _base_ = [
     '../_base_/datasets/acdc_stream.py', '../_base_/tta_runtime.py',
     '../_base_/tta/eata.py'
 ]
-# The inherited method with one key changed (mmengine's _base_ reference).
-custom_hooks = _base_.custom_hooks
-custom_hooks[0].method.fisher_file = (
-    'data/checkpoints/fisher_deeplabv3plus_r50-d8_cityscapes.pth')
+# The inherited method with one key changed (dicts merge recursively).
+adaptation = dict(
+    method=dict(fisher_file='data/checkpoints/'
+                'fisher_deeplabv3plus_r50-d8_cityscapes.pth'))

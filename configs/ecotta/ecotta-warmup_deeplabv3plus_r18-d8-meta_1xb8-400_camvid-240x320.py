@@ -6,7 +6,7 @@
 # CPU cores: 400 iterations of 8 crops of 144x192.
 # python tools/train.py THIS_CONFIG --work-dir work_dirs/camvid_warmup_r18-d8
 _base_ = [
-    './ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1200_camvid-trainval-corruptaug-240x320.py'  # noqa: E501
+    './ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1200_camvid-240x320.py'
 ]
 load_from = 'data/checkpoints/deeplabv3plus_r18-d8_camvid-source.pth'
 crop_size = (144, 192)

@@ -1,11 +1,13 @@
 # EcoTTA warm-up of the CamVid tiny model: only the meta networks train, on
-# CamVid's train frames, from the shipped CamVid source checkpoint. The fifth
-# release's warm-up; the shipped one adds the val split and corrupts half
-# of the crops (its *-trainval-corruptaug-* neighbour in this folder).
+# CamVid's train and val frames (468), from the shipped CamVid source
+# checkpoint, half of the crops corrupted. The shipped warm-up
+# (data/checkpoints/deeplabv3plus_r18-tiny_camvid-meta-warmup.pth, made by
+# `make dev-checkpoints`); ablations/ holds the variants it was chosen over.
 # python tools/train.py THIS_CONFIG
 _base_ = [
     '../_base_/models/deeplabv3plus_r18-tiny_camvid_meta.py',
     '../_base_/datasets/camvid_cityscapes-layout.py',
+    '../_base_/datasets/warmup_corruptions.py',
     '../_base_/schedules/synthetic_3k.py', 'mmseg::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmseg_ecotta'], allow_failed_imports=False)
@@ -13,11 +15,7 @@ load_from = 'data/checkpoints/deeplabv3plus_r18-tiny_camvid-source.pth'
 # Cross-entropy plus the self-distilled regulariser (the paper's warm-up
 # loss), on batches of 8 crops, every BN layer on each image's own
 # statistics (the meta model's 'sample' modes), as the test stream of
-# single images normalises them. Chosen on the held-out selection streams
-# (README, "EcoTTA on real frames"): each image's statistics beat stored
-# ones (31.4 vs 30.5 mIoU at severity 3 on the select frames), 1200
-# iterations beat 300, and the regulariser ties on the select frames while
-# it turns a loss into a gain on the held-out synthetic stream.
+# single images normalises them; 1200 iterations.
 model = dict(self_distill_weight=1.0)
 max_iters = 1200
 param_scheduler = [
@@ -34,3 +32,21 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     checkpoint=dict(interval=max_iters))
 env_cfg = dict(cudnn_benchmark=False)
+# The base's pipeline with the corruptions (ImageNet-C corruptions that no
+# weather stream uses) before its photometric distortion.
+train_pipeline = _base_.train_pipeline
+train_pipeline.insert(-2, _base_.corruption_aug)
+# The base's dataset, once per split.
+train_dataloader = dict(
+    dataset=dict(
+        _delete_=True,
+        type='ConcatDataset',
+        datasets=[
+            dict(
+                _base_.train_dataloader.dataset,
+                pipeline=train_pipeline,
+                data_prefix=dict(
+                    img_path='leftImg8bit/' + split,
+                    seg_map_path='gtFine/' + split))
+            for split in ('train', 'val')
+        ]))

@@ -6,6 +6,5 @@ _base_ = [
     '../_base_/datasets/camvid_weather_stream.py', '../_base_/tta_runtime.py',
     '../_base_/tta/ecotta.py'
 ]
-# The frozen BN layers normalise by the test image's statistics, held
-# constant in the backward (README, "EcoTTA's BN layers").
-model = dict(frozen_norm_mode='batch_const')
+# The frozen BN layers' mode while adapting: ../_base_/tta/ecotta.py.
+model = dict(frozen_norm_mode=_base_.frozen_norm_mode)

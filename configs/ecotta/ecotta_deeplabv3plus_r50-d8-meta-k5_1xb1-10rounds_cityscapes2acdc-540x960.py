@@ -7,6 +7,5 @@ _base_ = [
 ]
 # The checkpoint: the one the R50 warm-up config of this folder trains
 # (ecotta-warmup_deeplabv3plus_r50-d8-meta-k5_1xb2-6k_cityscapes-512x1024).
-# The frozen BN layers normalise by the test image's statistics, held
-# constant in the backward (README, "EcoTTA's BN layers").
-model = dict(frozen_norm_mode='batch_const')
+# The frozen BN layers' mode while adapting: ../_base_/tta/ecotta.py.
+model = dict(frozen_norm_mode=_base_.frozen_norm_mode)

@@ -36,7 +36,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, HOOKS
 
 from ..apis import build_runner, find_hook
-from ..engine import TestTimeAdaptationHook
+from ..engine.tta_hook import adaptation_hook
 from ..utils import load_config
 
 MIB = 2**20
@@ -207,7 +207,7 @@ def run_soak(config: str,
     runner.test()
     seconds = time.perf_counter() - start
     hook = find_hook(runner, SoakMemoryHook)
-    tta = find_hook(runner, TestTimeAdaptationHook)
+    tta = adaptation_hook(runner)
     samples, images = hook.samples, hook.images
 
     rss = memory_trend([s['step'] for s in samples],

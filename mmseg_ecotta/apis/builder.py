@@ -1,11 +1,10 @@
 """Build what a TTA config describes: its method around its model.
 
-The one place that finds the ``TestTimeAdaptationHook`` in a config and
-builds model + checkpoint + method outside a runner (the memory report,
-the Fisher tool) or a runner and its hooks (``tools/test_tta.py``, the
+The one place that reads a config's ``adaptation`` settings and builds
+model + checkpoint + method outside a runner (the memory report, the
+Fisher tool) or a runner and its hooks (``tools/test_tta.py``, the
 soak test).
 """
-import copy
 import os.path as osp
 from typing import Any, Dict, Optional, Type, TypeVar
 
@@ -16,6 +15,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint
 from mmseg.registry import MODELS
 
+from ..engine.tta_hook import AdaptationSettings
 from ..registry import TTA_METHODS
 from ..tta import TTAMethod, build_tta_method
 
@@ -23,34 +23,40 @@ HOOK_TYPE = 'TestTimeAdaptationHook'
 HookT = TypeVar('HookT', bound=Hook)
 
 
-def tta_hook_config(cfg: Config, path: str = 'the config') -> Dict[str, Any]:
-    """The ``TestTimeAdaptationHook`` entry of ``cfg.custom_hooks``.
+def adaptation_config(cfg: Config, path: str = 'the config') -> Dict[str, Any]:
+    """The ``adaptation`` dict of a TTA config, its hook checked.
 
-    The entry itself (not a copy): changing it changes the config.
+    The dict itself (not a copy): changing it changes the config.
 
     Args:
         cfg (Config): A TTA config.
-        path (str): Its file, for the error message.
+        path (str): Its file, for the error messages.
 
     Raises:
-        ValueError: No such hook; the message shows how to add one and
-            lists the registered methods.
+        ValueError: The config has no ``adaptation`` dict, or no
+            ``TestTimeAdaptationHook`` in ``custom_hooks`` to read it; the
+            message shows what to add and lists the registered methods.
     """
+    example = (f"adaptation = dict(method=dict(type='Tent')) (methods: "
+               f'{sorted(TTA_METHODS.module_dict)})')
     for hook in cfg.get('custom_hooks', None) or []:
         if hook.get('type') == HOOK_TYPE:
-            return hook
-    raise ValueError(
-        f'{path} has no {HOOK_TYPE} in custom_hooks; add e.g. '
-        f"custom_hooks = [dict(type='{HOOK_TYPE}', method=dict(type='Tent'))]"
-        f' (methods: {sorted(TTA_METHODS.module_dict)}), or give a TTA '
-        'config, e.g. configs/tent/tent_deeplabv3plus_r50-d8_1xb1-10rounds_'
-        'cityscapes2acdc-540x960.py')
+            break
+    else:
+        raise ValueError(
+            f"{path} has no {HOOK_TYPE} in custom_hooks; add custom_hooks = "
+            f"[dict(type='{HOOK_TYPE}')] and {example}, or give a TTA "
+            'config, e.g. configs/tent/tent_deeplabv3plus_r50-d8_1xb1-'
+            '10rounds_cityscapes2acdc-540x960.py')
+    # The hook's own check: the same errors as in a run.
+    AdaptationSettings.from_config(cfg, path)
+    return cfg.adaptation
 
 
 def method_config(cfg: Config, path: str = 'the config') -> Dict[str, Any]:
-    """A copy of the method config of ``cfg``'s ``TestTimeAdaptationHook``.
-    """
-    return copy.deepcopy(dict(tta_hook_config(cfg, path)['method']))
+    """A copy of ``cfg.adaptation.method``, the config's TTA method."""
+    adaptation_config(cfg, path)
+    return AdaptationSettings.from_config(cfg, path).method
 
 
 def build_model(cfg: Config,
@@ -137,15 +143,16 @@ def tta_test_config(cfg: Config,
 
     Raises:
         FileNotFoundError: ``checkpoint`` is a path that does not exist.
-        ValueError: The config has no ``TestTimeAdaptationHook``.
+        ValueError: The config has no ``adaptation`` or no
+            ``TestTimeAdaptationHook``.
     """
     if '://' not in checkpoint and not osp.isfile(checkpoint):
         raise FileNotFoundError(
             f'checkpoint {checkpoint!r} does not exist; for the '
             'embedded default see data/checkpoints/ (README)')
-    hook = tta_hook_config(cfg, cfg.filename or 'the config')
+    adaptation = adaptation_config(cfg, cfg.filename or 'the config')
     if resume:
-        hook['resume'] = True
+        adaptation['resume'] = True
     cfg.load_from = checkpoint
     cfg.launcher = launcher
     if show_dir:
@@ -169,8 +176,8 @@ def tta_test_config(cfg: Config,
 
 
 def build_runner(cfg: Config) -> Runner:
-    """The runner of a TTA config, its hook checked to be there."""
-    tta_hook_config(cfg, cfg.filename or 'the config')
+    """The runner of a TTA config, its adaptation settings checked."""
+    adaptation_config(cfg, cfg.filename or 'the config')
     return Runner.from_cfg(cfg)
 
 

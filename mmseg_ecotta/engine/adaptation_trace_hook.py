@@ -23,7 +23,7 @@ from torch import Tensor
 from ..tta.losses import entropy_map
 from ..utils.files import atomic_write
 from .stream import stream_segment
-from .tta_hook import TestTimeAdaptationHook
+from .tta_hook import adaptation_hook
 
 TRACE_FILE = 'adaptation_trace.json'
 
@@ -71,13 +71,7 @@ class AdaptationTraceHook(Hook):
         self._start: Dict[str, Tensor] = {}
 
     def before_test(self, runner) -> None:
-        hook = next(
-            (h for h in runner.hooks if isinstance(h, TestTimeAdaptationHook)),
-            None)
-        if hook is None or hook.method is None:
-            raise KeyError('AdaptationTraceHook traces a '
-                           'TestTimeAdaptationHook: add one to custom_hooks')
-        self.method = hook.method
+        self.method = adaptation_hook(runner).method
         self.rows = []
         self._start = {
             n: p.detach().clone()

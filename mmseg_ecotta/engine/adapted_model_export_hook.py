@@ -9,7 +9,7 @@ from ..safe_load import save_plain
 from ..utils import atomic_write
 from .source_checkpoint import source_checkpoint
 from .stream import StreamSegmentHook
-from .tta_hook import TestTimeAdaptationHook
+from .tta_hook import adaptation_hook
 
 
 @HOOKS.register_module()
@@ -33,41 +33,31 @@ class AdaptedModelExportHook(StreamSegmentHook):
             domain), before an episodic reset. Defaults to False.
     """
 
-    # Before the TTA hook's ``before_test_iter`` (VERY_HIGH), which resets
-    # an episodic method at the boundary this hook exports at.
-    priority = 'HIGHEST'
-
     def __init__(self,
                  filename: str = 'adapted_final.pth',
                  every_domain: bool = False) -> None:
-        super().__init__()
         self.filename = filename
         self.every_domain = every_domain
 
     def segment_ended(self, runner, segment: tuple) -> None:
         if self.every_domain:
-            self._export(runner, self._segment_file(segment))
+            self._export(runner, self._segment_file(segment), segment)
 
     def after_test_epoch(self, runner, metrics: dict = None) -> None:
-        if self._segment is None:
+        segment = adaptation_hook(runner).segments.current
+        if segment is None:
             return
         if self.every_domain:
-            self._export(runner, self._segment_file(self._segment))
-        self._export(runner, self.filename)
+            self._export(runner, self._segment_file(segment), segment)
+        self._export(runner, self.filename, segment)
 
     @staticmethod
     def _segment_file(segment: tuple) -> str:
         return f'adapted_round{segment[0] + 1}_{segment[1]}.pth'
 
-    def _export(self, runner, filename: str) -> None:
-        tta = next(
-            (h for h in runner.hooks if isinstance(h, TestTimeAdaptationHook)),
-            None)
-        if tta is None or tta.method is None:
-            raise ValueError(
-                'AdaptedModelExportHook needs a TestTimeAdaptationHook in '
-                "custom_hooks, e.g. dict(type='TestTimeAdaptationHook', "
-                "method=dict(type='Tent'))")
+    def _export(self, runner, filename: str, segment: tuple) -> None:
+        """Save the weights adapted up to the end of ``segment``."""
+        tta = adaptation_hook(runner)
         # The adapted model, or a mean teacher's EMA teacher (CoTTA): what
         # one would deploy. Both share the model's architecture and keys.
         model = tta.method.predicting_network
@@ -75,7 +65,7 @@ class AdaptedModelExportHook(StreamSegmentHook):
             model = model.module
         state_dict = OrderedDict(
             (k, v.detach().cpu()) for k, v in model.state_dict().items())
-        round_idx, domain = self._segment
+        round_idx, domain = segment
         meta = dict(
             dataset_meta=getattr(runner.model, 'dataset_meta', None)
             or runner.test_dataloader.dataset.metainfo,

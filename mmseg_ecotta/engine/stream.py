@@ -1,33 +1,55 @@
 """Where a batch is in a continual stream."""
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 from mmengine.hooks import Hook
 
+Segment = Tuple[int, str]
 
-def stream_segment(data_batch: dict) -> Tuple[int, str]:
-    """``(round, domain)`` of a batch; ``(0, 'all')`` outside a stream."""
-    info = data_batch['data_samples'][0].metainfo
+
+def sample_segment(sample: Any) -> Segment:
+    """``(round, domain)`` of a data sample; ``(0, 'all')`` outside a stream.
+    """
+    info = sample.metainfo
     return info.get('round', 0), info.get('domain', 'all')
 
 
-class StreamSegmentHook(Hook):
-    """A hook that acts when a ``(round, domain)`` of the stream ends.
+def stream_segment(data_batch: dict) -> Segment:
+    """``(round, domain)`` of a batch (of its first sample)."""
+    return sample_segment(data_batch['data_samples'][0])
 
-    :meth:`segment_ended` runs before the first batch of the next segment
-    (for the last one, subclasses act in ``after_test_epoch``).
+
+class SegmentTracker:
+    """The ``(round, domain)`` segment a stream is in, and when it changes.
+
+    The one place that decides "did the segment change?"; every hook that
+    acts per domain asks it.
     """
 
     def __init__(self) -> None:
-        self._segment: Optional[Tuple[int, str]] = None
+        self.current: Optional[Segment] = None
 
-    def before_test_iter(self,
-                         runner,
-                         batch_idx: int,
-                         data_batch: dict = None) -> None:
-        segment = stream_segment(data_batch)
-        if segment != self._segment and self._segment is not None:
-            self.segment_ended(runner, self._segment)
-        self._segment = segment
+    def advance(self, segment: Segment) -> Tuple[bool, Optional[Segment]]:
+        """Move on to ``segment``.
 
-    def segment_ended(self, runner, segment: Tuple[int, str]) -> None:
+        Returns:
+            tuple: Whether the segment changed (True at the first one too),
+            and the segment that just ended (None unless one did).
+        """
+        if segment == self.current:
+            return False, None
+        ended, self.current = self.current, segment
+        return True, ended
+
+
+class StreamSegmentHook(Hook):
+    """A hook told when a ``(round, domain)`` segment of the stream ends.
+
+    The :class:`~mmseg_ecotta.engine.TestTimeAdaptationHook` calls
+    :meth:`segment_ended` of every such hook, in the runner's hook order,
+    before the first batch of the next segment and before it resets the
+    method there (episodic runs, collapses); for the last segment,
+    subclasses act in ``after_test_epoch``.
+    """
+
+    def segment_ended(self, runner, segment: Segment) -> None:
         """Act on the finished ``segment``."""

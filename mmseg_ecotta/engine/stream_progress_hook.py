@@ -8,7 +8,7 @@ from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
 from ..evaluation import ContinualIoUMetric
-from .stream import stream_segment
+from .stream import SegmentTracker, stream_segment
 
 
 def format_progress(done: int,
@@ -90,7 +90,7 @@ class StreamProgressHook(Hook):
                             if isinstance(m, ContinualIoUMetric)), None)
         self.total = len(runner.test_dataloader)
         self._start = time.perf_counter()
-        self._segment = None
+        self.segments = SegmentTracker()
 
     def before_test_iter(self,
                          runner,
@@ -98,11 +98,9 @@ class StreamProgressHook(Hook):
                          data_batch: dict = None) -> None:
         if not self.enabled:
             return
-        segment = stream_segment(data_batch)
-        if segment != self._segment:
-            if self._segment is not None:
-                self._out.write('\n')  # keep the finished domain's line
-            self._segment = segment
+        _, ended = self.segments.advance(stream_segment(data_batch))
+        if ended is not None:
+            self._out.write('\n')  # keep the finished domain's line
 
     def after_test_iter(self,
                         runner,
@@ -111,7 +109,7 @@ class StreamProgressHook(Hook):
                         outputs=None) -> None:
         if not self.enabled:
             return
-        segment = self._segment
+        segment = self.segments.current
         line = format_progress(batch_idx + 1, self.total,
                                time.perf_counter() - self._start,
                                f'round {segment[0] + 1} {segment[1]}',
@@ -120,7 +118,7 @@ class StreamProgressHook(Hook):
         self._out.flush()
 
     def after_test_epoch(self, runner, metrics: dict = None) -> None:
-        if self.enabled and self._segment is not None:
+        if self.enabled and self.segments.current is not None:
             self._out.write('\n')
             self._out.flush()
 

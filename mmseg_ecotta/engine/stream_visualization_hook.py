@@ -1,7 +1,7 @@
 """Overlays of a fixed sample of frames of every domain and round."""
 import os
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Sequence
 
 import mmcv
 import mmengine.fileio as fileio
@@ -9,6 +9,8 @@ import numpy as np
 from mmseg.engine.hooks import SegVisualizationHook
 from mmseg.registry import HOOKS
 from mmseg.structures import SegDataSample
+
+from .stream import SegmentTracker, sample_segment
 
 
 @HOOKS.register_module()
@@ -53,7 +55,7 @@ class StreamVisualizationHook(SegVisualizationHook):
         super().__init__(draw=draw, interval=interval, **kwargs)
         self.out_dir = out_dir
         self.frames_per_domain = frames_per_domain
-        self._segment: Optional[tuple] = None
+        self.segments = SegmentTracker()
         self._position = 0
 
     def before_test(self, runner) -> None:
@@ -69,10 +71,9 @@ class StreamVisualizationHook(SegVisualizationHook):
         if not self.draw or mode != 'test':
             return
         for output in outputs:
-            segment = (output.metainfo.get('round', 0),
-                       output.metainfo.get('domain', 'all'))
-            if segment != self._segment:
-                self._segment, self._position = segment, 0
+            segment = sample_segment(output)
+            if self.segments.advance(segment)[0]:
+                self._position = 0
             position, self._position = self._position, self._position + 1
             if (position % self.interval
                     or position // self.interval >= self.frames_per_domain):

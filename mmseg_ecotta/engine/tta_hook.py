@@ -1,7 +1,8 @@
 """Turn any mmseg test run into continual test-time adaptation.
 
-This hook installs the method and resets it; the rest of a run is
-delegated: resuming to :class:`~mmseg_ecotta.engine.adaptation_state.
+This hook reads the config's ``adaptation`` settings, installs the method,
+owns the stream's segment boundaries and resets the method; the rest of a
+run is delegated: resuming to :class:`~mmseg_ecotta.engine.adaptation_state.
 StreamCheckpoint`, results and costs to
 :class:`~mmseg_ecotta.engine.TTAResultsHook`, the source checkpoint check
 to :mod:`~mmseg_ecotta.engine.source_checkpoint`.
@@ -19,7 +20,9 @@ sets ``test_step`` as an attribute of the model *instance* in
 any model wrapper (which delegates to ``module.test_step``) call the
 method, and a model built afresh is untouched.
 """
-from typing import List, Optional
+import copy
+from dataclasses import dataclass, fields
+from typing import Any, List, Optional
 
 import torch
 from mmengine.hooks import Hook
@@ -30,34 +33,16 @@ from ..tta import build_tta_method
 from ..utils import apply_config_opt_ins, check_finite_settings
 from .adaptation_state import STATE_FILE, StreamCheckpoint
 from .source_checkpoint import check_checkpoint_fits, source_checkpoint
-from .stream import stream_segment
+from .stream import SegmentTracker, StreamSegmentHook, stream_segment
 from .tta_results_hook import TTAResultsHook
 
+ADAPTATION_EXAMPLE = ("adaptation = dict(method=dict(type='Tent')) (a "
+                      'configs/_base_/tta/*.py file sets one)')
 
-@HOOKS.register_module()
-class TestTimeAdaptationHook(Hook):
-    """Adapt the model while mmengine's test loop predicts.
 
-    Add it to ``custom_hooks`` of any mmseg test config and run
-    ``tools/test_tta.py`` or mmseg's own ``tools/test.py``::
-
-        custom_hooks = [dict(type='TestTimeAdaptationHook',
-                             method=dict(type='Tent'))]
-
-    mmengine's test machinery needs three things handled, all here:
-
-    - ``runner.test()`` loads ``load_from`` *after* building the loop and
-      calling ``before_run``, so the method (and any copy of the source
-      weights it takes) is built in :meth:`before_test`, after loading;
-    - ``TestLoop`` calls ``model.eval()`` and runs each iteration under
-      ``torch.no_grad()``: the method's ``test_step`` (installed on the
-      model instance, no class is patched) re-enables gradients and sets
-      BN behaviour per layer, independent of the module mode;
-    - the prediction the metric scores comes from the forward pass that
-      produced the adaptation loss.
-
-    Results are written by a :class:`TTAResultsHook`, added to the runner
-    when the config has none.
+@dataclass
+class AdaptationSettings:
+    """The config's top-level ``adaptation`` dict, checked.
 
     Args:
         method (dict): TTA method config, e.g. ``dict(type='EcoTTA')``.
@@ -86,40 +71,126 @@ class TestTimeAdaptationHook(Hook):
             Defaults to ``'tta_state.pth'``.
     """
 
-    priority = 'VERY_HIGH'
+    method: dict
+    episodic: bool = False
+    check_checkpoint: bool = True
+    reset_on_collapse: bool = False
+    checkpoint_interval: int = 100
+    resume: bool = False
+    state_file: str = STATE_FILE
 
-    def __init__(self,
-                 method: dict,
-                 episodic: bool = False,
-                 check_checkpoint: bool = True,
-                 reset_on_collapse: bool = False,
-                 checkpoint_interval: int = 100,
-                 resume: bool = False,
-                 state_file: str = STATE_FILE) -> None:
-        if not isinstance(method, dict) or 'type' not in method:
+    def __post_init__(self) -> None:
+        if not isinstance(self.method, dict) or 'type' not in self.method:
             raise TypeError(
-                f'method={method!r} must be a config dict with a type, e.g. '
-                "dict(type='EcoTTA')")
+                f'adaptation.method={self.method!r} must be a config dict '
+                "with a type, e.g. adaptation = dict(method=dict("
+                "type='EcoTTA'))")
         # mmseg's tools/test.py does not check --cfg-options: lr=inf would
         # fail only at the first results write.
-        check_finite_settings(method, 'the TestTimeAdaptationHook', 'method')
-        self.method_cfg = method
-        self.episodic = episodic
-        self.check_checkpoint = check_checkpoint
-        self.reset_on_collapse = reset_on_collapse
-        self.resume = resume
-        self.checkpoint = StreamCheckpoint(state_file, checkpoint_interval)
+        check_finite_settings(self.method, 'the adaptation settings',
+                              'adaptation.method')
+
+    @classmethod
+    def from_config(cls,
+                    cfg: Any,
+                    source: str = 'the config') -> 'AdaptationSettings':
+        """Read ``cfg.adaptation`` (a copy: the config is not changed).
+
+        The method config comes back as a plain dict, without the
+        ``_scope_`` key mmengine adds to configs inherited from a package.
+
+        Args:
+            cfg (Config): A TTA config.
+            source (str): Its file, for the error messages.
+
+        Raises:
+            ValueError: ``cfg`` has no ``adaptation``.
+            KeyError: ``adaptation`` has a key this class does not know;
+                the message lists the known ones.
+        """
+        adaptation = cfg.get('adaptation', None)
+        if not isinstance(adaptation, dict):
+            raise ValueError(
+                f'{source} has no adaptation settings (adaptation='
+                f'{adaptation!r}); add e.g. {ADAPTATION_EXAMPLE}')
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(adaptation) - set(known))
+        if unknown:
+            raise KeyError(f'{source}: unknown adaptation keys {unknown}; '
+                           f'known: {known}')
+        settings = copy.deepcopy(dict(adaptation))
+        if isinstance(settings.get('method'), dict):
+            # mmengine's scope of a config inherited through
+            # 'mmseg_ecotta::' (registry.py), not a method setting.
+            settings['method'] = {
+                k: v
+                for k, v in settings['method'].items() if k != '_scope_'
+            }
+        return cls(**settings)
+
+
+@HOOKS.register_module()
+class TestTimeAdaptationHook(Hook):
+    """Adapt the model while mmengine's test loop predicts.
+
+    Takes no arguments: it reads the config's top-level ``adaptation``
+    (:class:`AdaptationSettings`), so that a method's settings are
+    overridden by name (``--cfg-options adaptation.method.optimizer.lr=
+    1e-4``), never by the hook's position in ``custom_hooks``.
+    ``configs/_base_/tta_runtime.py`` adds it; in any mmseg test config::
+
+        custom_hooks = [dict(type='TestTimeAdaptationHook')]
+        adaptation = dict(method=dict(type='Tent'))
+
+    and run ``tools/test_tta.py`` or mmseg's own ``tools/test.py``.
+
+    mmengine's test machinery needs three things handled, all here:
+
+    - ``runner.test()`` loads ``load_from`` *after* building the loop and
+      calling ``before_run``, so the method (and any copy of the source
+      weights it takes) is built in :meth:`before_test`, after loading;
+    - ``TestLoop`` calls ``model.eval()`` and runs each iteration under
+      ``torch.no_grad()``: the method's ``test_step`` (installed on the
+      model instance, no class is patched) re-enables gradients and sets
+      BN behaviour per layer, independent of the module mode;
+    - the prediction the metric scores comes from the forward pass that
+      produced the adaptation loss.
+
+    It also owns the stream's segments: at each ``(round, domain)``
+    boundary it tells every :class:`~mmseg_ecotta.engine.stream.
+    StreamSegmentHook` (the results, the export) that the segment ended,
+    then resets the method if the settings say so. Results are written by
+    a :class:`TTAResultsHook`, added to the runner when the config has
+    none.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, **kwargs: Any) -> None:
+        if kwargs:
+            raise TypeError(
+                f'TestTimeAdaptationHook takes no arguments, got '
+                f'{sorted(kwargs)}: move them into the config\'s top-level '
+                f'adaptation = dict(...), e.g. adaptation = dict(method='
+                f"dict(type='Tent'), episodic=True), and keep "
+                "custom_hooks = [dict(type='TestTimeAdaptationHook')]")
+        self.settings: Optional[AdaptationSettings] = None
+        self.checkpoint: Optional[StreamCheckpoint] = None
         self.method = None
         self.results: Optional[TTAResultsHook] = None
-        self._segment: Optional[tuple] = None
+        self.segments = SegmentTracker()
 
     @property
     def removed_samples(self) -> List[dict]:
         """Samples removed from the stream at a resume (for the results)."""
-        return self.checkpoint.removed
+        return self.checkpoint.removed if self.checkpoint else []
 
     # --- set-up ---------------------------------------------------------
     def before_run(self, runner) -> None:
+        self.settings = AdaptationSettings.from_config(
+            runner.cfg, runner.cfg.filename or 'the config')
+        self.checkpoint = StreamCheckpoint(self.settings.state_file,
+                                           self.settings.checkpoint_interval)
         # The opt-ins of mmseg_ecotta.safe_load for mmseg's own
         # tools/test.py, which does not read them: runner.test() loads
         # load_from after this.
@@ -127,55 +198,58 @@ class TestTimeAdaptationHook(Hook):
         self.results = next(
             (h for h in runner.hooks if isinstance(h, TTAResultsHook)), None)
         if self.results is None:
-            # Inserted before this hook (it reports a domain before the
-            # reset here), which shifts this hook one place on: the
-            # runner's loop calls this before_run once more, and then
-            # finds the hook registered.
+            # Inserted before this hook (VERY_HIGH), which shifts this hook
+            # one place on: the runner's loop calls this before_run once
+            # more, and then finds the hook registered.
             self.results = TTAResultsHook()
             runner.register_hook(self.results)
+        self.results.tta = self
 
     def before_test(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         load_from = source_checkpoint(runner)
-        if self.check_checkpoint and load_from:
+        settings = self.settings
+        if settings.check_checkpoint and load_from:
             check_checkpoint_fits(model, load_from)
         # Before the method touches the model: the weights the stream
         # starts from.
         self.checkpoint.start(
-            runner, self.method_cfg,
+            runner, settings.method,
             dict(
-                episodic=self.episodic,
-                reset_on_collapse=self.reset_on_collapse,
-                check_checkpoint=self.check_checkpoint), model, self.resume)
-        self.method = build_tta_method(self.method_cfg, model)
+                episodic=settings.episodic,
+                reset_on_collapse=settings.reset_on_collapse,
+                check_checkpoint=settings.check_checkpoint), model,
+            settings.resume)
+        self.method = build_tta_method(settings.method, model)
         # An instance attribute, see the module docstring.
         model.test_step = self.method.test_step
-        if self.resume:
-            self._segment = self.checkpoint.resume(runner, self.method)
+        if settings.resume:
+            self.segments.current = self.checkpoint.resume(runner, self.method)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         runner.logger.info(
             f'TTA method {type(self.method).__name__}: '
             f'{self.method.num_trainable_params} trainable parameters, '
-            f"{'episodic' if self.episodic else 'continual'}")
+            f"{'episodic' if settings.episodic else 'continual'}")
 
     # --- the stream ---------------------------------------------------------
     def before_test_iter(self,
                          runner,
                          batch_idx: int,
                          data_batch: dict = None) -> None:
-        segment = stream_segment(data_batch)
-        boundary = segment != self._segment
-        if boundary and self._segment is not None:
-            # The TTAResultsHook has reported the finished domain.
-            collapsed = self.results.collapsed
-            if self.episodic or (collapsed and self.reset_on_collapse):
+        boundary, ended = self.segments.advance(stream_segment(data_batch))
+        if ended is not None:
+            # Reported (and exported) before a reset changes the model.
+            for hook in runner.hooks:
+                if isinstance(hook, StreamSegmentHook):
+                    hook.segment_ended(runner, ended)
+            if self.settings.episodic or (self.results.collapsed
+                                          and self.settings.reset_on_collapse):
                 self.method.reset()
             self.method.segment_started()
-        self._segment = segment
         if self.checkpoint.due(boundary):
-            self.checkpoint.save(self.method, self._segment,
+            self.checkpoint.save(self.method, self.segments.current,
                                  runner.test_evaluator.metrics)
 
     def after_test_iter(self,
@@ -184,3 +258,18 @@ class TestTimeAdaptationHook(Hook):
                         data_batch: dict = None,
                         outputs: list = None) -> None:
         self.checkpoint.advance(len(data_batch['data_samples']))
+
+
+def adaptation_hook(runner) -> TestTimeAdaptationHook:
+    """The runner's :class:`TestTimeAdaptationHook`: the one lookup.
+
+    Raises:
+        ValueError: The runner has none; the message shows how to add it.
+    """
+    for hook in runner.hooks:
+        if isinstance(hook, TestTimeAdaptationHook):
+            return hook
+    raise ValueError(
+        'this run has no TestTimeAdaptationHook: add custom_hooks = '
+        f"[dict(type='TestTimeAdaptationHook')] and {ADAPTATION_EXAMPLE} "
+        'to the config')

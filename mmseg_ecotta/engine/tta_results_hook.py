@@ -20,37 +20,29 @@ class TTAResultsHook(StreamSegmentHook):
 
     The results (per-domain, per-round mIoU from ``ContinualIoUMetric``,
     the method's settings, counters and costs) are rewritten atomically
-    after every domain, so a run that dies keeps what it measured. A
+    after every domain, so a run that dies keeps what it measured. The
     :class:`~mmseg_ecotta.engine.TestTimeAdaptationHook` adds this hook to
-    the runner when the config has none; give it in ``custom_hooks`` to set
-    its options.
+    the runner when the config has none (give it in ``custom_hooks`` to set
+    its options) and tells it when a domain ends, before any reset.
 
     Args:
         results_file (str): JSON file in the work dir. Defaults to
             ``'tta_results.json'``.
     """
 
-    # Before the TTA hook's ``before_test_iter`` (VERY_HIGH): a domain is
-    # reported before an episodic or collapse reset of the method.
-    priority = 'HIGHEST'
-
     def __init__(self, results_file: str = 'tta_results.json') -> None:
-        super().__init__()
         self.results_file = results_file
-        self.tta = None  # the TestTimeAdaptationHook reported on
+        # The TestTimeAdaptationHook reported on; it sets itself here.
+        self.tta = None
         self.metric: Optional[ContinualIoUMetric] = None
         self.collapsed = False  # whether the last reported domain collapsed
 
     def before_test(self, runner) -> None:
-        from .tta_hook import TestTimeAdaptationHook  # it imports us
-        self.tta = next(
-            (h for h in runner.hooks if isinstance(h, TestTimeAdaptationHook)),
-            None)
         if self.tta is None:
             raise ValueError(
-                'TTAResultsHook reports a TestTimeAdaptationHook: add one to '
-                "custom_hooks, e.g. dict(type='TestTimeAdaptationHook', "
-                "method=dict(type='Tent'))")
+                'TTAResultsHook reports a TestTimeAdaptationHook: add '
+                "custom_hooks = [dict(type='TestTimeAdaptationHook')] and "
+                "adaptation = dict(method=dict(type='Tent')) to the config")
         # What a kill during a results write left (the results are intact).
         results = osp.join(runner.work_dir, self.results_file)
         for tmp in remove_stale_temporaries(results):
@@ -89,7 +81,8 @@ class TTAResultsHook(StreamSegmentHook):
             return False
         summary = self.metric.summary()
         last = summary['segments'][-1]
-        self._log_segment(runner, last, reset=self.tta.reset_on_collapse)
+        self._log_segment(
+            runner, last, reset=self.tta.settings.reset_on_collapse)
         self._write(runner, summary, complete=False)
         return last['collapsed']
 
@@ -110,9 +103,9 @@ class TTAResultsHook(StreamSegmentHook):
         method = self.tta.method
         data = dict(
             method=type(method).__name__,
-            method_cfg=self.tta.method_cfg,
+            method_cfg=self.tta.settings.method,
             method_settings=method.settings(),
-            episodic=self.tta.episodic,
+            episodic=self.tta.settings.episodic,
             complete=complete,
             config=runner.cfg.filename,
             checkpoint=source_checkpoint(runner),

@@ -83,7 +83,7 @@ class EcoTTA(TTAMethod):
                     f'EcoTTA takes {key} from the model: set '
                     f'model.{key}={kwargs[key]!r} in the config (or '
                     f'--cfg-options model.{key}=...) instead of '
-                    f'custom_hooks.0.method.{key}')
+                    f'adaptation.method.{key}')
         if not hasattr(getattr(model, 'backbone', None), 'meta_nets'):
             raise TypeError(
                 'EcoTTA needs meta networks: use a config whose model is '

@@ -35,7 +35,7 @@ class Published:
 
     Args:
         file (str): The defaults file, ``configs/_base_/tta/<file>.py``.
-        key (str): The setting in its ``custom_hooks[0].method``.
+        key (str): The setting in its ``adaptation.method``.
         value (Any): The value the source publishes.
         source (str): Where it is published.
         shipped (Any): The shipped value where it deliberately differs

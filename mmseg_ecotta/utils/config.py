@@ -12,10 +12,12 @@ from ..safe_load import allow_nonfinite, allow_unsafe_load
 
 PLUGIN_IMPORT = ("custom_imports = dict(imports=['mmseg_ecotta'], "
                  'allow_failed_imports=False)')
-# Each method's defaults: configs/_base_/tta/<method module>.py.
-METHOD_DEFAULTS_DIR = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
-    '_base_', 'tta')
+# The configs the package ships (mmseg's layout: <package>/.mim/configs, a
+# link to the checkout's configs/ there, copied into a built wheel).
+CONFIGS_DIR = osp.join(
+    osp.dirname(osp.dirname(osp.abspath(__file__))), '.mim', 'configs')
+# Each method's defaults: _base_/tta/<method module>.py.
+METHOD_DEFAULTS_DIR = osp.join(CONFIGS_DIR, '_base_', 'tta')
 
 
 def _plugin_types(obj) -> set:
@@ -170,8 +172,8 @@ def method_defaults(name: str) -> dict:
     """The method config that ``configs/_base_/tta/`` ships for ``name``.
 
     The file is named after the method's module (``EcoTTA`` ->
-    ``ecotta.py``); its ``custom_hooks[0].method`` is the config every run
-    of that method inherits.
+    ``ecotta.py``); its ``adaptation.method`` is the config every run of
+    that method inherits.
 
     Args:
         name (str): A registered method, e.g. ``'Tent'``.
@@ -187,4 +189,4 @@ def method_defaults(name: str) -> dict:
                        f'{sorted(TTA_METHODS.module_dict)}')
     module = TTA_METHODS.get(name).__module__.rsplit('.', 1)[-1]
     path = osp.join(METHOD_DEFAULTS_DIR, f'{module}.py')
-    return Config.fromfile(path).custom_hooks[0].method.to_dict()
+    return Config.fromfile(path).adaptation.method.to_dict()

@@ -223,8 +223,8 @@ def test_missing_data_file_skips_the_row(tmp_path) -> None:
     """A method config naming a missing file loses its row, not the run."""
     config = tmp_path / 'eata_missing_fisher.py'
     config.write_text(f"_base_ = {synthetic_config('eata')!r}\n"
-                      'custom_hooks = _base_.custom_hooks\n'
-                      'custom_hooks[0].method.fisher_file = "missing.pth"\n')
+                      'adaptation = dict(method=dict('
+                      'fisher_file="missing.pth"))\n')
     if 'EATA' not in TTA_METHODS.module_dict:
         pytest.skip('EATA is not registered')
     saved = []

@@ -49,7 +49,7 @@ def test_short_soak_drives_the_real_runner(tmp_path):
         '40', '--interval', '4', '--json', out, '--work-dir', work_dir,
         '--cfg-options',
         f'test_dataloader.dataset.dataset_template.data_root={root}',
-        'custom_hooks.0.checkpoint_interval=10'
+        'adaptation.checkpoint_interval=10'
     ],
                             cwd=REPO,
                             capture_output=True,

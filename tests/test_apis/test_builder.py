@@ -7,7 +7,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmseg_ecotta.apis import build_method, method_config, tta_hook_config
+from mmseg_ecotta.apis import adaptation_config, build_method, method_config
 from mmseg_ecotta.registry import TTA_METHODS
 from tests.conftest import method_cfg, synthetic_config
 from tests.test_tta.test_methods import make_batch
@@ -60,10 +60,8 @@ def toy_config(tmp_path, monkeypatch):
         _base_ = {TENT_CFG!r}
         custom_imports = dict(
             imports=['mmseg_ecotta', 'toy_method'], allow_failed_imports=False)
-        custom_hooks = [
-            dict(type='TestTimeAdaptationHook',
-                 method=dict(type='ToyHeadEntropy'))
-        ]
+        adaptation = dict(
+            method=dict(_delete_=True, type='ToyHeadEntropy'))
         '''))
     yield str(config)
     TTA_METHODS._module_dict.pop('ToyHeadEntropy', None)
@@ -90,12 +88,20 @@ def test_a_new_method_is_one_file_and_one_config(toy_config):
         assert torch.equal(value, before[key]), key
 
 
-def test_builder_finds_the_hook_and_names_the_fix():
+def test_builder_reads_the_adaptation_settings_and_names_the_fix():
     cfg = Config.fromfile(TENT_CFG)
-    assert tta_hook_config(cfg)['type'] == 'TestTimeAdaptationHook'
+    assert adaptation_config(cfg) is cfg.adaptation
     assert method_config(cfg) == method_cfg('Tent')
     method_config(cfg)['type'] = 'changed'  # a copy
     assert method_config(cfg) == method_cfg('Tent')
-    cfg.custom_hooks = []
+    no_hook = copy.deepcopy(cfg)
+    no_hook.custom_hooks = []
     with pytest.raises(ValueError, match="custom_hooks = \\[dict"):
-        tta_hook_config(cfg, 'x.py')
+        adaptation_config(no_hook, 'x.py')
+    no_settings = copy.deepcopy(cfg)
+    no_settings.adaptation = None
+    with pytest.raises(ValueError, match='x.py has no adaptation settings'):
+        adaptation_config(no_settings, 'x.py')
+    cfg.adaptation.episodes = True  # a typo of episodic
+    with pytest.raises(KeyError, match="unknown adaptation keys"):
+        adaptation_config(cfg, 'x.py')

@@ -32,7 +32,7 @@ CONFIGS = dict(
     CoTTA=synthetic_config('cotta'))
 # CoTTA's restore draws from the global RNG every step: the RNG state must
 # be resumed exactly. Two views instead of 14 keep it quick.
-METHOD_OPTIONS = dict(CoTTA=['custom_hooks.0.method.aug_scales=[1.0]'])
+METHOD_OPTIONS = dict(CoTTA=['adaptation.method.aug_scales=[1.0]'])
 ROUNDS, PER_DOMAIN, INTERVAL = 2, 3, 4
 STREAM = ROUNDS * 4 * PER_DOMAIN
 # Sleeps after every step when THROTTLE_SECONDS is set, so that the test
@@ -68,7 +68,8 @@ def _config(tmp_path, name: str) -> str:
         f"_base_ = '{base}'\n"
         "custom_imports = dict(imports=['mmseg_ecotta', 'throttle_hook'], "
         'allow_failed_imports=False)\n'
-        "custom_hooks = [_base_.custom_hooks[0], dict(type='ThrottleHook')]\n"
+        "custom_hooks = [dict(type='TestTimeAdaptationHook'), "
+        "dict(type='ThrottleHook')]\n"
         f'randomness = dict(seed=3)\n')
     return str(path)
 
@@ -79,7 +80,7 @@ def _command(config, ckpt, work_dir, root, name, *extra, options=()):
         work_dir, *extra, '--cfg-options',
         f'test_dataloader.dataset.dataset_template.data_root={root}',
         f'test_dataloader.dataset.rounds={ROUNDS}',
-        f'custom_hooks.0.checkpoint_interval={INTERVAL}',
+        f'adaptation.checkpoint_interval={INTERVAL}',
         *METHOD_OPTIONS.get(name, []), *options
     ]
 
@@ -214,12 +215,12 @@ REFUSED = dict(
         "['night', 'fog', 'rain', 'snow'])"
     ]),
     configs=([
-        'custom_hooks.0.method.lean_backward=True',
+        'adaptation.method.lean_backward=True',
         'test_dataloader.dataset.rounds=3',
         'test_dataloader.dataset.dataset_template.pipeline.1.scale=(128,64)',
         'test_evaluator.ignore_index=0',
-        'custom_hooks.0.reset_on_collapse=True',
-        'custom_hooks.0.check_checkpoint=False'
+        'adaptation.reset_on_collapse=True',
+        'adaptation.check_checkpoint=False'
     ], [
         'method (lean_backward: new, True)',
         'reset_on_collapse (saved False, now True)',

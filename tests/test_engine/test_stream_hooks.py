@@ -123,8 +123,9 @@ def export_final(name: str, work_dir: str) -> object:
     method = build_method(name)
     with torch.no_grad():  # as mmengine's TestLoop calls it
         method.test_step(make_batch(0))
-    tta = TestTimeAdaptationHook(method=dict(type=name))
+    tta = TestTimeAdaptationHook()
     tta.method = method
+    tta.segments.current = (0, 'fog')
     runner = SimpleNamespace(
         hooks=[tta],
         model=method.model,
@@ -135,7 +136,6 @@ def export_final(name: str, work_dir: str) -> object:
         test_dataloader=SimpleNamespace(
             dataset=SimpleNamespace(metainfo=dict(classes=('a', 'b')))))
     hook = AdaptedModelExportHook()
-    hook._segment = (0, 'fog')
     hook.after_test_epoch(runner)
     return method
 

@@ -11,7 +11,8 @@ import torch
 from mmengine.runner import Runner
 
 from mmseg_ecotta import safe_load
-from mmseg_ecotta.engine import TestTimeAdaptationHook, TTAResultsHook
+from mmseg_ecotta.engine import (AdaptationSettings, TestTimeAdaptationHook,
+                                 TTAResultsHook)
 from mmseg_ecotta.evaluation import ContinualIoUMetric, format_round_table
 from mmseg_ecotta.registry import TTA_METHODS
 from mmseg_ecotta.tta import build_tta_method
@@ -68,7 +69,7 @@ def test_episodic_option_resets_at_each_domain(tmp_path, acdc_root,
                                                checkpoint):
     work_dir = str(tmp_path / 'work')
     result = run_tool('tools/test_tta.py', TENT, checkpoint, work_dir,
-                      acdc_root, 'custom_hooks.0.episodic=True')
+                      acdc_root, 'adaptation.episodic=True')
     assert result.returncode == 0, result.stderr[-3000:]
     with open(osp.join(work_dir, 'tta_results.json')) as f:
         assert json.load(f)['adaptation']['resets'] == 7
@@ -200,7 +201,8 @@ def test_a_collapse_in_the_last_domain_is_logged(tmp_path):
             1, 10, 10))), ('night', torch.zeros(1, 10, 10).long())]
     ])
     metric.compute_metrics(metric.results)  # the end of the stream
-    tta = TestTimeAdaptationHook(method=dict(type='Source'))
+    tta = TestTimeAdaptationHook()
+    tta.settings = AdaptationSettings(method=dict(type='Source'))
     tta.method = build_tta_method(
         dict(type='Source'),
         build_model(TINY_MODEL).eval())
@@ -249,8 +251,8 @@ def test_skipped_non_finite_updates_are_counted_in_the_results(
             'test_dataloader.dataset.rounds': 1,
             'test_dataloader.num_workers': 0,
             'test_dataloader.persistent_workers': False,
-            'custom_hooks.0.method.type': 'NaNGradientTent',
-            'custom_hooks.0.checkpoint_interval': 0
+            'adaptation.method.type': 'NaNGradientTent',
+            'adaptation.checkpoint_interval': 0
         }, str(tmp_path / 'work'))
     cfg.load_from = checkpoint
     Runner.from_cfg(cfg).test()
@@ -285,11 +287,62 @@ def test_hook_applies_the_config_opt_in_for_mmseg_test_tool(monkeypatch):
 
     from mmengine.config import Config
     monkeypatch.setattr(safe_load, '_unsafe_load_source', None)
-    hook = TestTimeAdaptationHook(method=dict(type='Tent'))
+    hook = TestTimeAdaptationHook()
     hooks = [TTAResultsHook()]
+    adaptation = dict(method=dict(type='Tent'))
     hook.before_run(
-        SimpleNamespace(cfg=Config(dict(unsafe_load=False)), hooks=hooks))
+        SimpleNamespace(
+            cfg=Config(dict(unsafe_load=False, adaptation=adaptation)),
+            hooks=hooks))
     assert not safe_load.unsafe_load_allowed()
     hook.before_run(
-        SimpleNamespace(cfg=Config(dict(unsafe_load=True)), hooks=hooks))
+        SimpleNamespace(
+            cfg=Config(dict(unsafe_load=True, adaptation=adaptation)),
+            hooks=hooks))
     assert safe_load.unsafe_load_allowed()
+
+
+def test_hook_arguments_in_custom_hooks_point_to_the_adaptation_key():
+    """The old form, ``dict(type=..., method=...)``, says what to write."""
+    from mmseg.registry import HOOKS
+    with pytest.raises(TypeError, match=r'adaptation = dict\(method='):
+        HOOKS.build(
+            dict(type='TestTimeAdaptationHook', method=dict(type='Tent')))
+
+
+def test_unknown_adaptation_key_names_the_known_ones():
+    cfg = load_config(TENT, {'adaptation.episodes': True})  # a typo
+    with pytest.raises(KeyError, match="'episodic'"):
+        AdaptationSettings.from_config(cfg, 'x.py')
+
+
+def test_a_finished_domain_is_reported_before_the_episodic_reset():
+    """The TTA hook tells every StreamSegmentHook first, whatever its
+    priority, and resets after."""
+    from mmseg.structures import SegDataSample
+
+    from mmseg_ecotta.engine import StreamSegmentHook
+    from mmseg_ecotta.engine.adaptation_state import StreamCheckpoint
+    events = []
+
+    class Recorder(StreamSegmentHook):
+        priority = 'LOWEST'
+
+        def segment_ended(self, runner, segment):
+            events.append(('ended', segment))
+
+    tta = TestTimeAdaptationHook()
+    tta.settings = AdaptationSettings(
+        method=dict(type='Source'), episodic=True)
+    tta.checkpoint = StreamCheckpoint('state.pth', 0)
+    tta.results = SimpleNamespace(collapsed=False)
+    tta.method = SimpleNamespace(
+        reset=lambda: events.append(('reset', )),
+        segment_started=lambda: events.append(('started', )))
+    runner = SimpleNamespace(
+        hooks=[tta, Recorder()], test_evaluator=SimpleNamespace(metrics=[]))
+    for domain in ('fog', 'fog', 'night'):
+        sample = SegDataSample(metainfo=dict(round=0, domain=domain))
+        tta.before_test_iter(runner, 0, dict(data_samples=[sample]))
+    assert events == [('ended', (0, 'fog')), ('reset', ), ('started', )]
+    assert tta.segments.current == (0, 'night')

@@ -11,7 +11,7 @@ from ..conftest import REPO, TINY_MODEL, build_model
 
 WARMUP = osp.join(
     REPO, 'configs/ecotta/ecotta-warmup_deeplabv3plus_r18-tiny-meta_'
-    '1xb8-1500_synthetic-trainval-corruptaug-128x256.py')
+    '1xb8-1500_synthetic-128x256.py')
 
 
 def test_warmup_trains_only_meta_networks(tmp_path, cityscapes_root):

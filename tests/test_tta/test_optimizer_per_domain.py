@@ -3,7 +3,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from mmseg_ecotta.engine import TestTimeAdaptationHook
+from mmseg_ecotta.engine import AdaptationSettings, TestTimeAdaptationHook
+from mmseg_ecotta.engine.adaptation_state import StreamCheckpoint
 from mmseg_ecotta.tta import build_tta_method
 from ..conftest import TINY_MODEL, build_model, method_cfg
 from .test_methods import make_batch
@@ -15,16 +16,20 @@ FAST = dict(aug_scales=(1.0, ), aug_flip=False)
 
 def adam_steps_along_the_stream(method) -> list:
     """Adam's step count after each batch, fed through the hook."""
-    hook = TestTimeAdaptationHook(
+    hook = TestTimeAdaptationHook()
+    hook.settings = AdaptationSettings(
         method=dict(type=type(method).__name__), checkpoint_interval=0)
+    hook.checkpoint = StreamCheckpoint('state.pth', 0)
     hook.method = method
     hook.results = SimpleNamespace(collapsed=False)  # nothing collapses
+    runner = SimpleNamespace(
+        hooks=[hook], test_evaluator=SimpleNamespace(metrics=[]))
     param = method.named_params[0][1]
     steps = []
     for i, (rnd, domain) in enumerate(s for s in SEGMENTS for _ in range(2)):
         batch = make_batch(i)
         batch['data_samples'][0].set_metainfo(dict(round=rnd, domain=domain))
-        hook.before_test_iter(None, i, batch)
+        hook.before_test_iter(runner, i, batch)
         method.test_step(batch)
         steps.append(int(method.optimizer.state[param]['step']))
     return steps

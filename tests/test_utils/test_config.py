@@ -4,12 +4,12 @@ import argparse
 import pytest
 from mmengine.config import DictAction
 
-from mmseg_ecotta.engine import TestTimeAdaptationHook
+from mmseg_ecotta.engine.tta_hook import AdaptationSettings
 from mmseg_ecotta.utils import load_config
 from ..conftest import synthetic_config
 
 TENT = synthetic_config('tent')
-LR = 'custom_hooks.0.method.optimizer.lr'
+LR = 'adaptation.method.optimizer.lr'
 
 
 @pytest.mark.parametrize('value', ['inf', '-inf', 'nan'])
@@ -24,9 +24,10 @@ def test_a_non_finite_setting_is_refused_up_front(value):
 
 
 def test_the_hook_refuses_a_non_finite_method_setting():
-    """mmseg's tools/test.py builds the hook without load_config."""
-    with pytest.raises(ValueError, match='method.optimizer.lr=inf'):
-        TestTimeAdaptationHook(
+    """mmseg's tools/test.py reads the settings without load_config."""
+    with pytest.raises(ValueError,
+                       match='adaptation.method.optimizer.lr=inf'):
+        AdaptationSettings(
             method=dict(type='Tent', optimizer=dict(lr=float('inf'))))
 
 

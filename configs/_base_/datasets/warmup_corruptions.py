@@ -1,5 +1,5 @@
-# Corruption augmentation of the EcoTTA warm-ups (the shipped
-# *-trainval-corruptaug-* ones and the *-corruptaug-* variants): half of
+# Corruption augmentation of the EcoTTA warm-ups (the shipped tiny ones
+# and the ablations' *-corruptaug-* variants): half of
 # the crops get one of ten ImageNet-C corruptions (imagecorruptions, through
 # WeatherCorruption) at severity 1-3. None of them is a corruption of the
 # weather streams (fog, snow; our darkness and rain) or looks like one

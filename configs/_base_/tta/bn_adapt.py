@@ -1,5 +1,3 @@
 # BN adapt (Schneider et al., NeurIPS 2020): every BN layer normalises by
 # the test batch's statistics; nothing trains, so no optimizer.
-custom_hooks = [
-    dict(type='TestTimeAdaptationHook', method=dict(type='BNAdapt'))
-]
+adaptation = dict(method=dict(type='BNAdapt'))

@@ -2,10 +2,7 @@
 # parameters. CoTTA's Cityscapes -> ACDC protocol runs its baselines with
 # CoTTA's Adam settings (lr 6e-5 / 8 for batch size 1); TENT's own paper has
 # no segmentation-at-batch-1 setting.
-custom_hooks = [
-    dict(
-        type='TestTimeAdaptationHook',
-        method=dict(
-            type='Tent',
-            optimizer=dict(type='Adam', lr=6e-5 / 8, betas=(0.9, 0.999))))
-]
+adaptation = dict(
+    method=dict(
+        type='Tent',
+        optimizer=dict(type='Adam', lr=6e-5 / 8, betas=(0.9, 0.999))))

@@ -4,11 +4,8 @@
 # Adam lr 6e-5 / 8 built afresh for every domain (the recipe's default;
 # optimizer_per_domain=False keeps one). Tent's own method (test-batch
 # statistics, entropy) is configs/_base_/tta/tent.py.
-custom_hooks = [
-    dict(
-        type='TestTimeAdaptationHook',
-        method=dict(
-            type='Tent',
-            recipe='cotta',
-            optimizer=dict(type='Adam', lr=6e-5 / 8, betas=(0.9, 0.999))))
-]
+adaptation = dict(
+    method=dict(
+        type='Tent',
+        recipe='cotta',
+        optimizer=dict(type='Adam', lr=6e-5 / 8, betas=(0.9, 0.999))))
