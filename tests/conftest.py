@@ -14,11 +14,14 @@ from mmseg.registry import MODELS
 
 import mmseg_ecotta  # noqa: F401  (shims and registration first)
 from mmseg_ecotta import safe_load
-from mmseg_ecotta.apis import run_config
 from mmseg_ecotta.registry import TTA_METHODS
 from mmseg_ecotta.utils import method_defaults
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# The tools import the installed package; the tools the tests start run
+# this checkout's, whatever the environment has installed.
+os.environ['PYTHONPATH'] = os.pathsep.join(
+    p for p in (REPO, os.environ.get('PYTHONPATH')) if p)
 # Parametrize device-dependent tests with this; CUDA runs where available.
 DEVICES = [
     'cpu',
@@ -35,7 +38,10 @@ TINY_META_MODEL = osp.join(
 
 def synthetic_config(method: str) -> str:
     """The run config of ``method`` (its folder) on the synthetic stream."""
-    return osp.join(REPO, run_config(method, 'synthetic'))
+    model = 'r18-tiny-meta' if method == 'ecotta' else 'r18-tiny'
+    return osp.join(
+        REPO, 'configs', method, f'{method}_deeplabv3plus_{model}_1xb1-'
+        '3rounds_synthetic-weather-128x256.py')
 
 
 def method_cfg(name: str, **overrides) -> dict:

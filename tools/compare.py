@@ -11,10 +11,8 @@ domain over the stream) and ``comparison_memory.png`` (memory vs. mIoU):
         [--unsafe-load]
 """
 import argparse
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmseg_ecotta  # noqa: F401  (compat shims + registration)
 from mmseg_ecotta.apis import compare_configs
 from mmseg_ecotta.utils import add_unsafe_load_arg

@@ -18,9 +18,7 @@ e.g. configs/eata/eata_deeplabv3plus_r50-d8_*_cityscapes2acdc-540x960.py with
 import argparse
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 

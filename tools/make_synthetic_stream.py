@@ -7,17 +7,9 @@ Example::
 
 import argparse
 import os.path as osp
-import sys
 import time
 
-# Allow ``python tools/make_synthetic_stream.py`` from the repo root
-# without installing the package.
-_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from mmseg_ecotta.synthetic import CONDITIONS  # noqa: E402
-from mmseg_ecotta.synthetic import generate_synthetic_stream
+from mmseg_ecotta.synthetic import CONDITIONS, generate_synthetic_stream
 
 
 def parse_args() -> argparse.Namespace:

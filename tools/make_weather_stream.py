@@ -9,17 +9,10 @@ two parts, ``select`` (choosing defaults) and ``report``
         --severity 3 --out data/camvid_weather_s3
 """
 import argparse
-import os.path as osp
-import sys
 
-_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from mmseg_ecotta.datasets.camvid import DEV_PARTS  # noqa: E402
-from mmseg_ecotta.datasets.camvid import stream_frames  # noqa: E402
-from mmseg_ecotta.datasets.corrupted_stream import (  # noqa: E402
-    ACDC_STAND_INS, write_corrupted_stream)
+from mmseg_ecotta.datasets.camvid import DEV_PARTS, stream_frames
+from mmseg_ecotta.datasets.corrupted_stream import (ACDC_STAND_INS,
+                                                    write_corrupted_stream)
 
 
 def main() -> None:

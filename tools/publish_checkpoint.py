@@ -15,12 +15,9 @@ allow-list.
 import argparse
 import os
 import os.path as osp
-import sys
 from typing import Dict, List
 
 import torch
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.runner import CheckpointLoader
 
 import mmseg_ecotta  # noqa: F401  (the safe checkpoint loader)

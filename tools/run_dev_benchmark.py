@@ -9,9 +9,9 @@ recipe change instead, from the first release's recipe to ours (README,
 "EcoTTA on real frames"). ``--synthetic-select`` runs the EcoTTA ablation
 on the second selection stream, held-out synthetic scenes (generated at
 another seed, nothing to download). The runs:
-:func:`mmseg_ecotta.apis.run_dev_benchmark` and
-:func:`mmseg_ecotta.apis.run_synthetic_selection`. Data set-up:
-data/README.md, "The real-image dev benchmark".
+:func:`benchmarks.dev.run_dev_benchmark` and
+:func:`benchmarks.dev.run_synthetic_selection` (tools/benchmarks/). Data
+set-up: data/README.md, "The real-image dev benchmark".
 
     python tools/run_dev_benchmark.py                  # reported: report, s3
     python tools/run_dev_benchmark.py --split select --ablation
@@ -24,9 +24,9 @@ import os
 import os.path as osp
 import sys
 
+from benchmarks import dev as benchmarks  # tools/benchmarks/
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from mmseg_ecotta.apis import benchmarks  # noqa: E402
 
 
 def main() -> None:

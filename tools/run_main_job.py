@@ -7,7 +7,7 @@ round) with the shipped tiny checkpoints, each through
 ``tools/test_tta.py``, and prints one comparison table (also written to
 ``WORK_DIR/comparison.{md,csv,json}``, with the plots
 ``comparison_miou.png`` and ``comparison_memory.png``). The runs:
-:func:`mmseg_ecotta.apis.run_main_job`.
+:func:`benchmarks.main_job.run_main_job` (tools/benchmarks/).
 
     python tools/run_main_job.py [--rounds 10] [--work-dir DIR]
 """
@@ -16,9 +16,9 @@ import os
 import os.path as osp
 import sys
 
+from benchmarks.main_job import run_main_job  # tools/benchmarks/
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from mmseg_ecotta.apis import run_main_job  # noqa: E402
 
 
 def main() -> None:

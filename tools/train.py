@@ -8,10 +8,7 @@ Mirrors mmseg's ``tools/train.py``: config -> Runner -> train.
         tools/train.py CONFIG --launcher pytorch
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.runner import Runner
 
 import mmseg_ecotta  # noqa: F401  (compat shims + registration)

@@ -1,10 +1,10 @@
 """Build what a TTA config describes: its method around its model.
 
-The one place that reads a config's ``adaptation`` settings and builds model + checkpoint + method outside a runner (the memory report,
-the Fisher tool) or a runner and its hooks (``tools/test_tta.py``, the
+The one place that reads a config's ``adaptation`` settings and builds
+model + checkpoint + method outside a runner (the memory report, the
+Fisher tool) or a runner and its hooks (``tools/test_tta.py``, the
 soak test).
 """
-import copy
 import os.path as osp
 from typing import Any, Dict, Optional, Type, TypeVar
 
@@ -23,8 +23,7 @@ HOOK_TYPE = 'TestTimeAdaptationHook'
 HookT = TypeVar('HookT', bound=Hook)
 
 
-def adaptation_config(cfg: Config,
-                      path: str = 'the config') -> Dict[str, Any]:
+def adaptation_config(cfg: Config, path: str = 'the config') -> Dict[str, Any]:
     """The ``adaptation`` dict of a TTA config, its hook checked.
 
     The dict itself (not a copy): changing it changes the config.
@@ -56,7 +55,8 @@ def adaptation_config(cfg: Config,
 
 def method_config(cfg: Config, path: str = 'the config') -> Dict[str, Any]:
     """A copy of ``cfg.adaptation.method``, the config's TTA method."""
-    return copy.deepcopy(dict(adaptation_config(cfg, path)['method']))
+    adaptation_config(cfg, path)
+    return AdaptationSettings.from_config(cfg, path).method
 
 
 def build_model(cfg: Config,

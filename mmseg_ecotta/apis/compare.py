@@ -1,6 +1,7 @@
 """Run several TTA configs over the same stream, one process each.
 
-Each method runs in its own ``tools/test_tta.py`` process: a fresh process
+Each method runs in its own ``tools/test_tta.py`` process (the package's
+:mod:`mmseg_ecotta.apis.test_tta`): a fresh process
 per method means nothing (allocator caches, peak-memory counters, random
 state, registries) carries over from one method to the next, so their costs
 are measured alike. With ``gpus > 1`` up to that many processes run at once,
@@ -16,10 +17,10 @@ from typing import IO, Callable, Dict, List, Optional, Sequence, Tuple
 
 from mmengine.logging import MMLogger
 
-from ..evaluation.comparison import load_results
+from ..evaluation.comparison import load_results, write_comparison_files
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TEST_TOOL = osp.join(ROOT, 'tools', 'test_tta.py')
+# tools/test_tta.py's entry point, run as a module of the installed package.
+TEST_MODULE = 'mmseg_ecotta.apis.test_tta'
 
 
 @dataclass
@@ -131,8 +132,8 @@ def _launch(run: MethodRun, work_dir: str, options: List[str],
     run_dir = osp.join(work_dir, run.name)
     os.makedirs(run_dir, exist_ok=True)
     cmd = [
-        sys.executable, TEST_TOOL, run.config, run.checkpoint, '--work-dir',
-        run_dir
+        sys.executable, '-m', TEST_MODULE, run.config, run.checkpoint,
+        '--work-dir', run_dir
     ]
     options = [*options, *run.cfg_options]
     if options:
@@ -161,3 +162,49 @@ def _label(runs: Sequence[MethodRun], work_dir: str) -> Dict[str, dict]:
             f'{method} ({run.name})')
         out[label] = res
     return out
+
+
+def compare_configs(configs: Sequence[str],
+                    checkpoints: Sequence[str],
+                    work_dir: str,
+                    cfg_options: Sequence[str] = (),
+                    rounds: Optional[int] = None,
+                    gpus: int = 0,
+                    echo: Callable[[str], None] = _log) -> str:
+    """Run every config over its stream and write the comparison files.
+
+    Args:
+        configs (Sequence[str]): TTA config files, in table order; each run
+            goes to ``work_dir/<config name>``.
+        checkpoints (Sequence[str]): One for all configs or one per config.
+        work_dir (str): Where ``comparison.{md,csv,json}`` and the plots go.
+        cfg_options (Sequence[str]): ``key=value`` overrides for every run.
+        rounds (int, optional): Rounds of the stream; the config's if None.
+        gpus (int): Run up to this many at once, one per GPU; 0: in turn.
+        echo (Callable): Progress output. Defaults to the mmengine logger.
+
+    Returns:
+        str: The comparison in Markdown.
+
+    Raises:
+        ValueError: If the checkpoints do not match the configs in number.
+    """
+    checkpoints = list(checkpoints)
+    if len(checkpoints) == 1:
+        checkpoints = checkpoints * len(configs)
+    if len(checkpoints) != len(configs):
+        raise ValueError(
+            f'{len(checkpoints)} checkpoints for {len(configs)} '
+            'configs: give one checkpoint for all or one per config')
+    runs = [
+        MethodRun(osp.splitext(osp.basename(cfg))[0], cfg, ckpt)
+        for cfg, ckpt in zip(configs, checkpoints)
+    ]
+    results = run_methods(
+        runs,
+        work_dir,
+        cfg_options=cfg_options,
+        rounds=rounds,
+        gpus=gpus,
+        echo=echo)
+    return write_comparison_files(results, work_dir)

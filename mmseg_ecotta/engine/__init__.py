@@ -9,7 +9,8 @@ from .tta_results_hook import TTAResultsHook
 
 __all__ = [
     'AdaptationSettings', 'TestTimeAdaptationHook', 'adaptation_hook',
-    'SegmentTracker', 'StreamSegmentHook', 'TTAResultsHook', 'check_checkpoint_fits',
-    'source_checkpoint', 'stream_segment', 'AdaptedModelExportHook',
-    'StreamProgressHook', 'format_progress', 'StreamVisualizationHook'
+    'SegmentTracker', 'StreamSegmentHook', 'TTAResultsHook',
+    'check_checkpoint_fits', 'source_checkpoint', 'stream_segment',
+    'AdaptedModelExportHook', 'StreamProgressHook', 'format_progress',
+    'StreamVisualizationHook'
 ]

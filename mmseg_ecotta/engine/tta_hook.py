@@ -87,9 +87,13 @@ class AdaptationSettings:
                 "type='EcoTTA'))")
 
     @classmethod
-    def from_config(cls, cfg: Any, source: str = 'the config'
-                    ) -> 'AdaptationSettings':
+    def from_config(cls,
+                    cfg: Any,
+                    source: str = 'the config') -> 'AdaptationSettings':
         """Read ``cfg.adaptation`` (a copy: the config is not changed).
+
+        The method config comes back as a plain dict, without the
+        ``_scope_`` key mmengine adds to configs inherited from a package.
 
         Args:
             cfg (Config): A TTA config.
@@ -110,7 +114,15 @@ class AdaptationSettings:
         if unknown:
             raise KeyError(f'{source}: unknown adaptation keys {unknown}; '
                            f'known: {known}')
-        return cls(**copy.deepcopy(dict(adaptation)))
+        settings = copy.deepcopy(dict(adaptation))
+        if isinstance(settings.get('method'), dict):
+            # mmengine's scope of a config inherited through
+            # 'mmseg_ecotta::' (registry.py), not a method setting.
+            settings['method'] = {
+                k: v
+                for k, v in settings['method'].items() if k != '_scope_'
+            }
+        return cls(**settings)
 
 
 @HOOKS.register_module()
@@ -224,8 +236,8 @@ class TestTimeAdaptationHook(Hook):
             for hook in runner.hooks:
                 if isinstance(hook, StreamSegmentHook):
                     hook.segment_ended(runner, ended)
-            if self.settings.episodic or (self.results.collapsed and
-                                          self.settings.reset_on_collapse):
+            if self.settings.episodic or (self.results.collapsed
+                                          and self.settings.reset_on_collapse):
                 self.method.reset()
         if self.checkpoint.due(boundary):
             self.checkpoint.save(self.method, self.segments.current,

@@ -7,8 +7,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmseg_ecotta.apis import (adaptation_config, build_method,
-                               method_config)
+from mmseg_ecotta.apis import adaptation_config, build_method, method_config
 from mmseg_ecotta.registry import TTA_METHODS
 from tests.conftest import method_cfg, synthetic_config
 from tests.test_tta.test_methods import make_batch

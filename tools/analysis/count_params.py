@@ -4,10 +4,7 @@
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0,
-                osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS

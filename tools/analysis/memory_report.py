@@ -17,8 +17,6 @@ import platform
 import sys
 from typing import List
 
-sys.path.insert(0,
-                osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import torch
 
 import mmseg_ecotta  # noqa: F401  (compat shims + registration)

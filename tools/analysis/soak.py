@@ -13,11 +13,8 @@ RSS, 20 MiB). See :mod:`mmseg_ecotta.analysis.soak`.
 """
 import argparse
 import json
-import os.path as osp
 import sys
 
-sys.path.insert(0,
-                osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import torch
 from mmengine.config import DictAction
 

@@ -14,15 +14,13 @@ import argparse
 import os.path as osp
 import sys
 
-_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from mmseg_ecotta.datasets.camvid import check_checksums  # noqa: E402
-from mmseg_ecotta.datasets.camvid import (convert_camvid, read_checksum_list,
+from mmseg_ecotta.datasets.camvid import (check_checksums, convert_camvid,
+                                          read_checksum_list,
                                           write_checksum_list)
 
-CHECKSUMS = osp.join(_ROOT, 'data', 'camvid.sha256')
+CHECKSUMS = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'data',
+    'camvid.sha256')
 
 
 def main() -> None:

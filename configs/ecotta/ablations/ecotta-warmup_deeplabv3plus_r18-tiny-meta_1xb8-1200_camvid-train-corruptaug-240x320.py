@@ -6,7 +6,7 @@
 # judged over five seeds").
 # python tools/train.py THIS_CONFIG --cfg-options randomness.seed=N
 _base_ = [
-    './ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1200_camvid-train-240x320.py',
+    './ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1200_camvid-train-240x320.py',  # noqa: E501
     '../../_base_/datasets/warmup_corruptions.py'
 ]
 # The base's pipeline with the corruptions before its photometric distortion.

@@ -5,7 +5,7 @@
 # warm-up").
 # python tools/train.py THIS_CONFIG --cfg-options randomness.seed=N
 _base_ = [
-    './ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1200_camvid-train-240x320.py'
+    './ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1200_camvid-train-240x320.py'  # noqa: E501
 ]
 # The base's dataset, once per split.
 train_dataloader = dict(

@@ -6,7 +6,8 @@
 _base_ = [
     '../../_base_/models/deeplabv3plus_r18-tiny_meta.py',
     '../../_base_/datasets/synthetic_cityscapes.py',
-    '../../_base_/schedules/synthetic_3k.py', 'mmseg::_base_/default_runtime.py'
+    '../../_base_/schedules/synthetic_3k.py',
+    'mmseg::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmseg_ecotta'], allow_failed_imports=False)
 load_from = 'data/checkpoints/deeplabv3plus_r18-tiny_synthetic-source.pth'

@@ -1,177 +1,28 @@
-"""The project's benchmarks, behind ``tools/compare.py``,
-``tools/run_main_job.py`` and ``tools/run_dev_benchmark.py``.
+"""The real-image dev benchmark, the EcoTTA ablation and the selection rule.
 
-- :func:`compare_configs`: any TTA configs over the same stream;
-- :func:`run_main_job`: six methods on the embedded synthetic stream with
-  the shipped tiny checkpoints (README, "Quick start");
-- :func:`run_dev_benchmark`: the methods, or the EcoTTA ablation, on the
-  real-image dev benchmark (README, "EcoTTA on real frames");
-- :func:`run_synthetic_selection`: the EcoTTA ablation on held-out
-  synthetic scenes, the second stream defaults are chosen on.
-
-Config and checkpoint paths of the last two are relative to the
-repository root (:data:`~mmseg_ecotta.apis.compare.ROOT`): call them from
-there, as the tools do.
+Behind ``tools/run_dev_benchmark.py``: every method on CamVid under
+weather (:func:`run_dev_benchmark`), the EcoTTA ablation rows (the shipped
+recipe, the earlier ones and one change per row) on the selection streams
+(:func:`run_synthetic_selection` for held-out synthetic scenes), and the
+rule that chooses the default from them (:func:`selection_table`,
+:func:`seed_study`). Paths are relative to the repository root. The
+ablation rows' warm-up checkpoints are not in git: regenerate them with
+the commands of ``configs/ecotta/ablations/README.md``.
 """
 import math
-import os
 import os.path as osp
 import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from mmengine.logging import MMLogger
+from mmseg_ecotta.apis import run_methods
+from mmseg_ecotta.datasets.camvid import stream_frames
+from mmseg_ecotta.datasets.corrupted_stream import write_corrupted_stream
+from mmseg_ecotta.evaluation.comparison import (load_results,
+                                                write_comparison_files)
+from mmseg_ecotta.synthetic import generate_synthetic_stream
+from .main_job import (EATA_CONFIG, FISHER_DATA, SOURCE_CKPT, WARMUP_CKPT, Row,
+                       log, method_runs, run_config)
 
-from ..evaluation.comparison import write_comparison_files
-from .compare import MethodRun, run_methods
-
-Row = Tuple[str, str, str, Tuple[str, ...]]  # label, config, ckpt, options
-
-
-def _log(message: str) -> None:
-    MMLogger.get_current_instance().info(message)
-
-
-def run_config(method: str, stream: str) -> str:
-    """The run config of ``method`` (its folder) on ``stream``.
-
-    Args:
-        method (str): ``source``, ``bn_adapt``, ``tent``, ``eata``,
-            ``cotta`` or ``ecotta``.
-        stream (str): ``'synthetic'`` (the embedded weather stream) or
-            ``'camvid'`` (the dev benchmark's).
-    """
-    model = 'r18-tiny-meta' if method == 'ecotta' else 'r18-tiny'
-    data = dict(
-        synthetic='synthetic-weather-128x256',
-        camvid='camvid-weather-240x320')[stream]
-    return (f'configs/{method}/{method}_deeplabv3plus_{model}_'
-            f'1xb1-3rounds_{data}.py')
-
-
-def compare_configs(configs: Sequence[str],
-                    checkpoints: Sequence[str],
-                    work_dir: str,
-                    cfg_options: Sequence[str] = (),
-                    rounds: Optional[int] = None,
-                    gpus: int = 0,
-                    echo: Callable[[str], None] = _log) -> str:
-    """Run every config over its stream and write the comparison files.
-
-    Args:
-        configs (Sequence[str]): TTA config files, in table order; each run
-            goes to ``work_dir/<config name>``.
-        checkpoints (Sequence[str]): One for all configs or one per config.
-        work_dir (str): Where ``comparison.{md,csv,json}`` and the plots go.
-        cfg_options (Sequence[str]): ``key=value`` overrides for every run.
-        rounds (int, optional): Rounds of the stream; the config's if None.
-        gpus (int): Run up to this many at once, one per GPU; 0: in turn.
-        echo (Callable): Progress output. Defaults to the mmengine logger.
-
-    Returns:
-        str: The comparison in Markdown.
-
-    Raises:
-        ValueError: If the checkpoints do not match the configs in number.
-    """
-    checkpoints = list(checkpoints)
-    if len(checkpoints) == 1:
-        checkpoints = checkpoints * len(configs)
-    if len(checkpoints) != len(configs):
-        raise ValueError(
-            f'{len(checkpoints)} checkpoints for {len(configs)} '
-            'configs: give one checkpoint for all or one per config')
-    runs = [
-        MethodRun(osp.splitext(osp.basename(cfg))[0], cfg, ckpt)
-        for cfg, ckpt in zip(configs, checkpoints)
-    ]
-    results = run_methods(
-        runs,
-        work_dir,
-        cfg_options=cfg_options,
-        rounds=rounds,
-        gpus=gpus,
-        echo=echo)
-    return write_comparison_files(results, work_dir)
-
-
-# --- the main job: the embedded synthetic stream ---------------------------
-SYNTHETIC_ROOT = 'data/synthetic'
-SOURCE_CKPT = 'data/checkpoints/deeplabv3plus_r18-tiny_synthetic-source.pth'
-WARMUP_CKPT = ('data/checkpoints/'
-               'deeplabv3plus_r18-tiny_meta_synthetic-warmup.pth')
-EATA_CONFIG = run_config('eata', 'synthetic')
-# EATA's Fisher: clean source images. The synthetic source val split (40)
-# is less than one of EATA's batches of 64; the 200 training images give 4.
-FISHER_DATA = dict(data_root='data/synthetic/cityscapes/', split='train')
-MAIN_JOB_RUNS: List[Row] = [
-    ('Source', run_config('source', 'synthetic'), SOURCE_CKPT, ()),
-    ('BN adapt', run_config('bn_adapt', 'synthetic'), SOURCE_CKPT, ()),
-    ('TENT', run_config('tent', 'synthetic'), SOURCE_CKPT, ()),
-    ('EATA', EATA_CONFIG, SOURCE_CKPT, ()),  # + its Fisher file
-    ('CoTTA (1 round)', run_config('cotta', 'synthetic'), SOURCE_CKPT,
-     ('test_dataloader.dataset.rounds=1', )),
-    ('EcoTTA', run_config('ecotta', 'synthetic'), WARMUP_CKPT, ()),
-]
-
-
-def method_runs(rows: List[Row], work_dir: str, eata_config: str,
-                eata_ckpt: str, fisher_data: dict, name: Callable[[str], str],
-                echo: Callable[[str], None]) -> List[MethodRun]:
-    """The rows as runs; EATA's gets its Fisher, computed first.
-
-    EATA's Fisher comes from clean source images (``fisher_data``: the
-    ``data_root`` and ``split`` of a Cityscapes-layout folder), written to
-    ``work_dir/eata_fisher.pth`` as ``tools/compute_fisher.py`` does.
-    ``name`` makes a run's folder name from its label.
-    """
-    from ..tta.fisher import save_fisher
-    from ..utils import load_config
-    from .fisher import fisher_from_config
-    fisher = osp.join(work_dir, 'eata_fisher.pth')
-    eata = [f'adaptation.method.fisher_file={fisher}']
-    if any(config == eata_config for _, config, _, _ in rows):
-        echo(f'computing EATA\'s Fisher into {fisher} ...')
-        os.makedirs(work_dir, exist_ok=True)
-        save_fisher(
-            fisher_from_config(
-                load_config(eata_config), eata_ckpt, **fisher_data), fisher,
-            eata_config, eata_ckpt)
-    return [
-        MethodRun(
-            name(label), config, ckpt, label,
-            (*options, *(eata if config == eata_config else ())))
-        for label, config, ckpt, options in rows
-    ]
-
-
-def run_main_job(work_dir: str,
-                 rounds: int = 3,
-                 echo: Callable[[str], None] = _log) -> str:
-    """Six methods on the synthetic stream, one comparison.
-
-    Generates the stream into ``data/synthetic`` if it is missing, computes
-    EATA's Fisher on the clean synthetic source images
-    (``work_dir/eata_fisher.pth``, as ``tools/compute_fisher.py`` does),
-    then runs Source, BN adapt, TENT, EATA, EcoTTA (``rounds`` rounds) and
-    CoTTA (1 round: its 14 augmented views per image make it the slowest).
-
-    Returns:
-        str: The comparison in Markdown (also in ``work_dir``).
-    """
-    # Imported here: the synthetic generator and the Fisher estimator are
-    # only needed by this job.
-    from ..synthetic import generate_synthetic_stream
-    if not osp.isfile(osp.join(SYNTHETIC_ROOT, 'manifest.json')):
-        echo(f'generating the synthetic stream into {SYNTHETIC_ROOT} ...')
-        generate_synthetic_stream(SYNTHETIC_ROOT)
-    runs = method_runs(
-        MAIN_JOB_RUNS, work_dir, EATA_CONFIG, SOURCE_CKPT, FISHER_DATA,
-        lambda label: label.split(' (')[0].lower().replace(' ', '_'), echo)
-    results = run_methods(runs, work_dir, rounds=rounds, echo=echo)
-    return write_comparison_files(results, work_dir)
-
-
-# --- the real-image dev benchmark: CamVid under weather --------------------
 DEV_CKPT = 'data/checkpoints/deeplabv3plus_r18-tiny_camvid-{}.pth'
 DEV_ECOTTA = run_config('ecotta', 'camvid')
 DEV_EATA = run_config('eata', 'camvid')
@@ -294,7 +145,7 @@ def _row_name(labels: List[str]) -> Callable[[str], str]:
 def run_synthetic_selection(
         work_dir: str,
         rounds: int = 3,
-        echo: Callable[[str], None] = _log) -> Tuple[str, str]:
+        echo: Callable[[str], None] = log) -> Tuple[str, str]:
     """The EcoTTA ablation on held-out synthetic scenes.
 
     Generates the synthetic stream at seed :data:`SYNTHETIC_SELECT_SEED`
@@ -305,7 +156,6 @@ def run_synthetic_selection(
     Returns:
         Tuple[str, str]: The comparison in Markdown and the folder it went to.
     """
-    from ..synthetic import generate_synthetic_stream
     if not osp.isfile(osp.join(SYNTHETIC_SELECT_ROOT, 'manifest.json')):
         echo(f'generating the held-out synthetic stream into '
              f'{SYNTHETIC_SELECT_ROOT} ...')
@@ -386,7 +236,6 @@ def selection_table(
         FileNotFoundError: If a stream's ablation has not been run, naming
             the command that runs it.
     """
-    from ..evaluation.comparison import load_results
     streams = []
     for folder, _, flags in SELECTION_STREAMS:
         path = osp.join(work_dir, folder, 'comparison.json')
@@ -500,7 +349,7 @@ def run_dev_benchmark(work_dir: str,
                       rounds: int = 3,
                       ablation: bool = False,
                       cotta: bool = False,
-                      echo: Callable[[str], None] = _log) -> Tuple[str, str]:
+                      echo: Callable[[str], None] = log) -> Tuple[str, str]:
     """Every method (or the EcoTTA ablation) on CamVid under weather.
 
     Writes the ``split`` stream at ``severity`` into
@@ -524,8 +373,6 @@ def run_dev_benchmark(work_dir: str,
     Raises:
         FileNotFoundError: If ``data/camvid`` (converted CamVid) is missing.
     """
-    from ..datasets.camvid import stream_frames
-    from ..datasets.corrupted_stream import write_corrupted_stream
     if not osp.isdir('data/camvid'):
         raise FileNotFoundError(
             'data/camvid is missing: convert CamVid first (data/README.md, '

@@ -4,34 +4,44 @@ import os.path as osp
 
 import pytest
 
-from mmseg_ecotta.apis import benchmarks
+from tools.benchmarks import dev, main_job
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ROWS = dict(
-    main_job=benchmarks.MAIN_JOB_RUNS,
-    dev=benchmarks.DEV_RUNS + [benchmarks.DEV_COTTA],
-    dev_ablation=benchmarks.DEV_ABLATION,
-    synthetic_ablation=benchmarks.SYNTHETIC_ABLATION)
+    main_job=main_job.MAIN_JOB_RUNS,
+    dev=dev.DEV_RUNS + [dev.DEV_COTTA],
+    dev_ablation=dev.DEV_ABLATION,
+    synthetic_ablation=dev.SYNTHETIC_ABLATION)
+
+ABLATION_CHECKPOINTS = 'data/checkpoints/ablation/'
 
 
 @pytest.mark.parametrize('name', sorted(ROWS))
 def test_every_row_runs_a_shipped_config_and_checkpoint(name):
+    """Shipped checkpoints are in git; the ablations' say how to make them.
+    """
     rows = ROWS[name]
     labels = [label for label, _, _, _ in rows]
     assert len(set(labels)) == len(labels), labels
+    with open(osp.join(REPO, 'configs/ecotta/ablations/README.md')) as f:
+        regeneration = f.read()
     for label, config, checkpoint, _ in rows:
         assert osp.isfile(osp.join(REPO, config)), (label, config)
-        assert osp.isfile(osp.join(REPO, checkpoint)), (label, checkpoint)
+        if checkpoint.startswith(ABLATION_CHECKPOINTS):
+            name = checkpoint[len(ABLATION_CHECKPOINTS):]
+            assert f'| `{name}` |' in regeneration, (label, checkpoint)
+        else:
+            assert osp.isfile(osp.join(REPO, checkpoint)), (label, checkpoint)
 
 
 @pytest.mark.parametrize('ablation, reported', [
-    (benchmarks.DEV_ABLATION, benchmarks.DEV_RUNS),
-    (benchmarks.SYNTHETIC_ABLATION, benchmarks.MAIN_JOB_RUNS),
+    (dev.DEV_ABLATION, dev.DEV_RUNS),
+    (dev.SYNTHETIC_ABLATION, main_job.MAIN_JOB_RUNS),
 ])
 def test_the_ablations_ours_is_the_reported_ecotta(ablation, reported):
     # 'ours' in an ablation is what the shipped config and checkpoint run,
     # with no option on top, and what the reported table runs as EcoTTA.
-    ours = [row for row in ablation if row[0] == benchmarks.OURS]
+    ours = [row for row in ablation if row[0] == dev.OURS]
     ecotta = [row for row in reported if row[0] == 'EcoTTA']
     assert len(ours) == 1 and len(ecotta) == 1
     assert ours[0][1:] == ecotta[0][1:] and ours[0][3] == ()
@@ -63,14 +73,14 @@ def _write_ablation(work_dir, folder, means, memory=None, params=None):
 @pytest.mark.parametrize(
     'challenger, shares_warmup, chosen',
     [
-        (20.45, True, benchmarks.OURS),  # +0.05: a tie
+        (20.45, True, dev.OURS),  # +0.05: a tie
         (20.6, True, 'challenger'),  # +0.2 on the same meta networks
-        (20.6, False, benchmarks.OURS),  # +0.2: within a warm-up's seed
+        (20.6, False, dev.OURS),  # +0.2: within a warm-up's seed
         (20.8, False, 'challenger'),  # +0.4: beyond it
     ])
 def test_the_rule_scores_the_worst_margin_of_lean_variants(
         tmp_path, challenger, shares_warmup, chosen):
-    bar, ours = benchmarks.BAR, benchmarks.OURS
+    bar, ours = dev.BAR, dev.OURS
     # ours (the default) wins nowhere by much but never falls far; 'spiky'
     # wins two streams and loses the third; 'heavy' is better everywhere
     # but keeps more bytes, 'wide' trains more parameters; 'partial' was
@@ -113,7 +123,7 @@ def test_the_rule_scores_the_worst_margin_of_lean_variants(
             memory={'heavy': 19.9},
             params={'wide': 280})
     warmups = {ours: 'w', 'challenger': 'w' if shares_warmup else 'c'}
-    table, best = benchmarks.selection_table(str(tmp_path), warmups)
+    table, best = dev.selection_table(str(tmp_path), warmups)
     assert best == chosen
     assert f'| {ours} |' in table and '+0.40 |' in table
     assert '(more memory)' in table and '(not on every stream)' in table
@@ -130,22 +140,21 @@ def test_the_rule_scores_the_worst_margin_of_lean_variants(
         ([0.74, 0.42, 0.60], [0.95, 0.65, 0.80], True),  # +0.21
     ])
 def test_a_warm_up_judged_over_more_seeds_needs_less(ours, variant, wins):
-    gain, needed, won = benchmarks.seed_study(ours, variant)
-    assert needed == pytest.approx(benchmarks.WARMUP_RESOLUTION /
-                                   len(ours)**0.5)
+    gain, needed, won = dev.seed_study(ours, variant)
+    assert needed == pytest.approx(dev.WARMUP_RESOLUTION / len(ours)**0.5)
     assert gain == pytest.approx(
         sum(v - o for o, v in zip(ours, variant)) / len(ours))
     assert won == wins
     with pytest.raises(ValueError, match='same warm-up seeds'):
-        benchmarks.seed_study(ours, variant + [1.0])
+        dev.seed_study(ours, variant + [1.0])
 
 
 def test_the_rule_names_the_missing_ablation(tmp_path):
-    _write_ablation(tmp_path, 'select_s3_ablation', {benchmarks.BAR: 30.0})
+    _write_ablation(tmp_path, 'select_s3_ablation', {dev.BAR: 30.0})
     with pytest.raises(
             FileNotFoundError,
             match='select_s5_ablation.*--severity 5 --ablation'):
-        benchmarks.selection_table(str(tmp_path))
+        dev.selection_table(str(tmp_path))
 
 
 def test_the_warm_up_pairing_holds_on_every_stream():
@@ -153,12 +162,12 @@ def test_the_warm_up_pairing_holds_on_every_stream():
 
     def shares_ours(rows):
         ckpt = {label: checkpoint for label, _, checkpoint, _ in rows}
-        return {label: c == ckpt[benchmarks.OURS] for label, c in ckpt.items()}
+        return {label: c == ckpt[dev.OURS] for label, c in ckpt.items()}
 
-    camvid = shares_ours(benchmarks.DEV_ABLATION)
-    synthetic = shares_ours(benchmarks.SYNTHETIC_ABLATION)
+    camvid = shares_ours(dev.DEV_ABLATION)
+    synthetic = shares_ours(dev.SYNTHETIC_ABLATION)
     assert camvid['ours, lr 1e-3']
-    assert not camvid[benchmarks.FIFTH]
+    assert not camvid[dev.FIFTH]
     assert not camvid['fifth, warm-up without self-distillation']
     for label in set(camvid) & set(synthetic):
         assert camvid[label] == synthetic[label], label
