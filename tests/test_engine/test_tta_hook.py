@@ -314,3 +314,33 @@ def test_unknown_adaptation_key_names_the_known_ones():
     cfg = load_config(TENT, {'adaptation.episodes': True})  # a typo
     with pytest.raises(KeyError, match="'episodic'"):
         AdaptationSettings.from_config(cfg, 'x.py')
+
+
+def test_a_finished_domain_is_reported_before_the_episodic_reset():
+    """The TTA hook tells every StreamSegmentHook first, whatever its
+    priority, and resets after."""
+    from mmseg.structures import SegDataSample
+
+    from mmseg_ecotta.engine import StreamSegmentHook
+    from mmseg_ecotta.engine.adaptation_state import StreamCheckpoint
+    events = []
+
+    class Recorder(StreamSegmentHook):
+        priority = 'LOWEST'
+
+        def segment_ended(self, runner, segment):
+            events.append(('ended', segment))
+
+    tta = TestTimeAdaptationHook()
+    tta.settings = AdaptationSettings(
+        method=dict(type='Source'), episodic=True)
+    tta.checkpoint = StreamCheckpoint('state.pth', 0)
+    tta.results = SimpleNamespace(collapsed=False)
+    tta.method = SimpleNamespace(reset=lambda: events.append(('reset', )))
+    runner = SimpleNamespace(
+        hooks=[tta, Recorder()], test_evaluator=SimpleNamespace(metrics=[]))
+    for domain in ('fog', 'fog', 'night'):
+        sample = SegDataSample(metainfo=dict(round=0, domain=domain))
+        tta.before_test_iter(runner, 0, dict(data_samples=[sample]))
+    assert events == [('ended', (0, 'fog')), ('reset', )]
+    assert tta.segments.current == (0, 'night')

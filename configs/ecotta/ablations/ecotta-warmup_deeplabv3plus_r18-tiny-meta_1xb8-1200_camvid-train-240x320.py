@@ -1,7 +1,7 @@
 # EcoTTA warm-up of the CamVid tiny model: only the meta networks train, on
 # CamVid's train frames, from the shipped CamVid source checkpoint. The fifth
 # release's warm-up; the shipped one adds the val split and corrupts half
-# of the crops (its *-trainval-corruptaug-* neighbour in this folder).
+# of the crops (../ecotta-warmup_*, the plain-named one).
 # python tools/train.py THIS_CONFIG
 _base_ = [
     '../../_base_/models/deeplabv3plus_r18-tiny_camvid_meta.py',
