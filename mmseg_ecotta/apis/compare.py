@@ -1,11 +1,11 @@
 """Run several TTA configs over the same stream, one process each.
 
-Each method runs in its own ``tools/test_tta.py`` process (the package's
-:mod:`mmseg_ecotta.apis.test_tta`): a fresh process
-per method means nothing (allocator caches, peak-memory counters, random
-state, registries) carries over from one method to the next, so their costs
-are measured alike. With ``gpus > 1`` up to that many processes run at once,
-one per device (``CUDA_VISIBLE_DEVICES`` assigned round-robin).
+Each method runs in its own process of :mod:`mmseg_ecotta.apis.test_tta`
+(``tools/test_tta.py``): a fresh process per method means nothing
+(allocator caches, peak-memory counters, random state, registries) carries
+over from one method to the next, so their costs are measured alike. With
+``gpus > 1`` up to that many processes run at once, one per device
+(``CUDA_VISIBLE_DEVICES`` assigned round-robin).
 """
 import os
 import os.path as osp
