@@ -1,5 +1,5 @@
 # EATA (Niu et al., ICML 2022), our segmentation version: a pixel is the
-# sample of both filters (README, "EATA for segmentation").
+# sample of both filters (configs/eata/README.md).
 adaptation = dict(
     method=dict(
         type='EATA',

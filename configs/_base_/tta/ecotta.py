@@ -15,7 +15,7 @@ adaptation = dict(
         per_partition_regulariser=False,
         # SGD with momentum as in public reimplementations (no official
         # code exists), at lr 5e-4 instead of their 5e-3: chosen on the
-        # held-out selection streams (README, "EcoTTA on real frames");
+        # held-out selection streams (docs/benchmarks/dev_benchmark.md);
         # 5e-3 and 1e-3 decay over rounds on real frames.
         optimizer=dict(type='SGD', lr=5e-4, momentum=0.9)))
 # How the frozen network's BN layers normalise while EcoTTA adapts: by the

@@ -15,7 +15,7 @@ load_from = 'data/checkpoints/deeplabv3plus_r18-tiny_camvid-source.pth'
 # loss), on batches of 8 crops, every BN layer on each image's own
 # statistics (the meta model's 'sample' modes), as the test stream of
 # single images normalises them. Chosen on the held-out selection streams
-# (README, "EcoTTA on real frames"): each image's statistics beat stored
+# (docs/benchmarks/dev_benchmark.md): each image's statistics beat stored
 # ones (31.4 vs 30.5 mIoU at severity 3 on the select frames), 1200
 # iterations beat 300, and the regulariser ties on the select frames while
 # it turns a loss into a gain on the held-out synthetic stream.

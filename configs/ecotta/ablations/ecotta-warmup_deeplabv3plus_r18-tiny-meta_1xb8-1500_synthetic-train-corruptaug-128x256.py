@@ -2,8 +2,8 @@
 # corruptions that no weather stream uses (../../_base_/datasets/
 # warmup_corruptions.py), everything else as the fifth release's. A measured
 # variant, not the default: it won at five warm-up seeds but by +0.21 on
-# the two fresh ones, 0.23 needed (README, "Corruptions in the warm-up,
-# judged over five seeds").
+# the two fresh ones, 0.23 needed (docs/benchmarks/
+# dev_benchmark.md, "The warm-up's seed, and the two warm-up levers").
 # python tools/train.py THIS_CONFIG --cfg-options randomness.seed=N
 _base_ = [
     './ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1500_synthetic-train-128x256.py',  # noqa: E501

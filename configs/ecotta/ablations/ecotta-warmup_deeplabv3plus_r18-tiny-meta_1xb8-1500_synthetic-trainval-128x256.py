@@ -1,8 +1,8 @@
 # The synthetic warm-up on the train and the val scenes (240 instead of 200),
 # everything else as the fifth release's warm-up. A measured variant, not
 # the default: its lead over the train frames alone at warm-up seeds 0-2
-# vanished at the fresh seeds 3 and 4 (README, "More frames for the
-# warm-up").
+# vanished at the fresh seeds 3 and 4 (docs/benchmarks/
+# dev_benchmark.md, "The warm-up's seed, and the two warm-up levers").
 # python tools/train.py THIS_CONFIG --cfg-options randomness.seed=N
 _base_ = './ecotta-warmup_deeplabv3plus_r18-tiny-meta_1xb8-1500_synthetic-train-128x256.py'  # noqa: E501
 # The base's dataset, once per split.

@@ -1,11 +1,13 @@
-"""Every README code block marked runnable runs and succeeds.
+"""Every documentation code block marked runnable runs and succeeds.
 
-A block is runnable when the line before its opening fence is
+The documentation is README.md and every Markdown file under ``docs/`` and
+``configs/``. A block is runnable when the line before its opening fence is
 ``<!-- runnable -->`` (or ``<!-- runnable slow -->`` for long ones, which
 get the ``slow`` marker and are skipped by default). Blocks run in bash,
 from the repository root, with ``$TMP`` a fresh temporary folder and this
 interpreter's ``python`` first on ``PATH``.
 """
+import glob
 import os
 import os.path as osp
 import re
@@ -17,14 +19,23 @@ import pytest
 
 from .conftest import REPO
 
-README = osp.join(REPO, 'README.md')
 MARKER = re.compile(r'^<!--\s*runnable(\s+slow)?\s*-->\s*$')
 
 
-def runnable_blocks(path: str = README) -> List[pytest.param]:
+def documentation_files(root: str = REPO) -> List[str]:
+    """README.md and the Markdown files under docs/ and configs/, sorted."""
+    files = [osp.join(root, 'README.md')]
+    for folder in ('docs', 'configs'):
+        files += sorted(
+            glob.glob(osp.join(root, folder, '**', '*.md'), recursive=True))
+    return files
+
+
+def runnable_blocks(path: str) -> List[pytest.param]:
     """The marked fenced blocks of ``path``, as pytest params."""
     with open(path) as f:
         lines = f.read().splitlines()
+    name = osp.relpath(path, REPO)
     blocks = []
     for i, line in enumerate(lines[:-1]):
         marker = MARKER.match(line)
@@ -39,20 +50,26 @@ def runnable_blocks(path: str = README) -> List[pytest.param]:
         blocks.append(
             pytest.param(
                 '\n'.join(lines[i + 2:end]),
-                id=f'README.md:{i + 3}',
+                id=f'{name}:{i + 3}',
                 marks=[pytest.mark.slow] if marker.group(1) else []))
     return blocks
 
 
-BLOCKS = runnable_blocks()
+BLOCKS = [b for path in documentation_files() for b in runnable_blocks(path)]
 
 
-def test_readme_has_runnable_blocks():
+def test_docs_have_runnable_blocks():
     assert len(BLOCKS) >= 2
 
 
+def test_runnable_blocks_outside_readme_are_collected():
+    # The guides' commands rot as easily as the README's.
+    files = {block.id.rsplit(':', 1)[0] for block in BLOCKS}
+    assert any(f.startswith('docs' + os.sep) for f in files), files
+
+
 @pytest.mark.parametrize('script', BLOCKS)
-def test_readme_block_runs(script, tmp_path):
+def test_doc_block_runs(script, tmp_path):
     env = dict(
         os.environ,
         TMP=str(tmp_path),
@@ -63,5 +80,5 @@ def test_readme_block_runs(script, tmp_path):
                             capture_output=True,
                             text=True)
     assert result.returncode == 0, (
-        f'README block failed (exit {result.returncode}):\n{script}\n'
+        f'Documentation block failed (exit {result.returncode}):\n{script}\n'
         f'{result.stderr[-3000:]}')
