@@ -5,10 +5,11 @@ EcoTTA (3 rounds of fog -> night -> rain -> snow; CoTTA with ``--cotta``, 1
 round: 19x slower) on held-out CamVid frames corrupted into ACDC's layout,
 with the shipped CamVid checkpoints, and prints one comparison (also written to
 ``WORK_DIR/comparison.{md,csv,json}``). ``--ablation`` runs EcoTTA once per
-recipe change instead, from the first release's recipe to ours (README,
-"EcoTTA on real frames"). ``--synthetic-select`` runs the EcoTTA ablation
-on the second selection stream, held-out synthetic scenes (generated at
-another seed, nothing to download). The runs:
+recipe change instead, from the first release's recipe to ours
+(docs/benchmarks/dev_benchmark.md, "Selection table").
+``--synthetic-select`` runs the EcoTTA ablation on the second selection
+stream, held-out synthetic scenes (generated at another seed, nothing to
+download). The runs:
 :func:`benchmarks.dev.run_dev_benchmark` and
 :func:`benchmarks.dev.run_synthetic_selection` (tools/benchmarks/). Data
 set-up: data/README.md, "The real-image dev benchmark".

@@ -3,7 +3,7 @@
 # test-time update, every BN layer on each image's statistics (as warmed
 # up). With "test_dataloader.dataset.domains=['clear']" it checks what the
 # warm-up did to clear accuracy against BN adapt, the same normalisation
-# without meta networks (README, "EcoTTA on real frames").
+# without meta networks (docs/benchmarks/dev_benchmark.md, "Clear frames").
 # python tools/test_tta.py THIS_CONFIG \
 #     data/checkpoints/deeplabv3plus_r18-d8_camvid-meta-warmup.pth
 _base_ = [

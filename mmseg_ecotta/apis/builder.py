@@ -149,7 +149,7 @@ def tta_test_config(cfg: Config,
     if '://' not in checkpoint and not osp.isfile(checkpoint):
         raise FileNotFoundError(
             f'checkpoint {checkpoint!r} does not exist; for the '
-            'embedded default see data/checkpoints/ (README)')
+            'embedded default see data/checkpoints/ (docs/get_started.md)')
     adaptation = adaptation_config(cfg, cfg.filename or 'the config')
     if resume:
         adaptation['resume'] = True

@@ -76,8 +76,9 @@ class ContinualIoUMetric(IoUMetric):
             # A float64 copy owned by numpy. Keeping ``.numpy()`` itself
             # kept each image's torch tensor alive: one small block per
             # image among that image's freed activations, which pinned
-            # glibc's heap (RSS grew ~250 KiB per image, README "Memory
-            # over long streams").
+            # glibc's heap (RSS grew ~250 KiB per image;
+            # docs/user_guides/resume_and_reliability.md, "Memory over
+            # long streams").
             areas = torch.stack(areas).cpu().numpy().astype(np.float64)
             key = (int(sample.get('round', 0)),
                    str(sample.get('domain', DEFAULT_DOMAIN)))

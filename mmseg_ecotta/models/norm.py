@@ -7,8 +7,9 @@ statistics. :class:`TTABatchNorm2d` does exactly that; existing BN layers
 are converted in place by swapping their class, so parameter names,
 buffers and checkpoint keys stay those of the stock layer.
 
-The ``norm_mode`` values (README, "EcoTTA's BN layers", compares the
-first three as EcoTTA's options (a), (b) and (c) at test time):
+The ``norm_mode`` values (docs/advanced_guides/how_it_works.md, "EcoTTA's
+BN layers", compares the first three as EcoTTA's options (a), (b) and (c)
+at test time):
 
 - ``'source'``: stored running statistics, i.e. an affine map
   ``x * scale + shift``. Autograd saves only the per-channel ``scale``, no

@@ -13,8 +13,7 @@ has recently adapted on. The margin of Eq. 7 is scaled to the number of
 classes (:func:`scaled_redundancy_margin`). The paper's image-level
 redundancy test, applied to an image's pixel-averaged softmax, is kept as
 ``redundancy='image'``: street scenes all have about the same mean class
-distribution, so it rejects almost every image (README, "EATA for
-segmentation").
+distribution, so it rejects almost every image (configs/eata/README.md).
 """
 import copy
 import math

@@ -218,8 +218,7 @@ REFUSED = dict(
         'adaptation.method.lean_backward=True',
         'test_dataloader.dataset.rounds=3',
         'test_dataloader.dataset.dataset_template.pipeline.1.scale=(128,64)',
-        'test_evaluator.ignore_index=0',
-        'adaptation.reset_on_collapse=True',
+        'test_evaluator.ignore_index=0', 'adaptation.reset_on_collapse=True',
         'adaptation.check_checkpoint=False'
     ], [
         'method (lean_backward: new, True)',
@@ -287,8 +286,9 @@ def test_crafted_state_is_refused_naming_the_file(craft, finished_run,
 
 def test_removing_a_bad_file_and_resuming_equals_a_run_without_it(
         tmp_path, stream_root):
-    # The README's recovery: a bad file stops the run naming it; remove it
-    # and --resume. The stream then continues by sample identity.
+    # The recovery of docs/user_guides/resume_and_reliability.md: a bad
+    # file stops the run naming it; remove it and --resume. The stream then
+    # continues by sample identity.
     ckpt = str(tmp_path / 'tiny.pth')
     torch.save({'state_dict': build_model(TINY_MODEL).state_dict()}, ckpt)
     config = _config(tmp_path, 'Tent')

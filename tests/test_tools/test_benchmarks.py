@@ -1,4 +1,4 @@
-"""The benchmarks' rows: what the README's tables run."""
+"""The benchmarks' rows: what the tables of docs/benchmarks/ run."""
 import json
 import os.path as osp
 

@@ -118,7 +118,7 @@ DEV_ABLATION: List[Row] = [
 # --- selection on held-out synthetic scenes ---------------------------------
 # The synthetic generator at another seed: scenes and weather that neither
 # the synthetic source model nor its warm-up saw, a second selection stream
-# beside CamVid's select frames (README, "EcoTTA on real frames").
+# beside CamVid's select frames (docs/benchmarks/dev_benchmark.md).
 SYNTHETIC_SELECT_ROOT = 'data/synthetic_heldout'
 SYNTHETIC_SELECT_SEED = 1
 SYNTHETIC_ECOTTA = run_config('ecotta', 'synthetic')
@@ -184,7 +184,7 @@ BAR = 'BN adapt (the bar)'
 RESOLUTION = 0.1
 # A warm-up's seed alone moves the worst margin by up to 0.32: seeds 0, 1
 # and 2 of the fifth release's warm-up score +0.74, +0.42 and +0.60
-# (README, "How much the warm-up's seed moves these numbers"). A variant
+# (docs/benchmarks/dev_benchmark.md, "The warm-up's seed"). A variant
 # with a warm-up of its own must beat the default by more than that, or,
 # judged by the mean over n warm-up seeds (seed_study), by more than that
 # over sqrt(n); variants that share the default's warm-up (the test-time
@@ -217,11 +217,11 @@ def selection_table(
     and train no more parameters than the leanest variant (EcoTTA exists
     to save memory, and each trainable parameter also costs a gradient and
     the optimizer's state: at R50 the meta networks' parameters are
-    counted in hundreds of MiB, README "Memory made real"). The current
-    default (the row labelled :data:`OURS`) stays unless an eligible
-    variant beats its score by more than :data:`RESOLUTION`, or by more
-    than :data:`WARMUP_RESOLUTION` if it has a warm-up of its own; then
-    the best such variant replaces it. Reads the ``comparison.json`` the
+    counted in hundreds of MiB, docs/user_guides/memory_and_speed.md).
+    The current default (the row labelled :data:`OURS`) stays unless an
+    eligible variant beats its score by more than :data:`RESOLUTION`, or
+    by more than :data:`WARMUP_RESOLUTION` if it has a warm-up of its own;
+    then the best such variant replaces it. Reads the ``comparison.json`` the
     three ablation runs wrote; runs nothing.
 
     Args:

@@ -62,7 +62,8 @@ class MetaEncoderDecoder(EncoderDecoder):
             decode and auxiliary heads normalise, one of the same modes.
             The meta networks sit in the encoder only; ``'source'`` keeps
             the heads on their stored statistics while the encoder adapts
-            (README, "EcoTTA on real frames", says what that does).
+            (docs/benchmarks/dev_benchmark.md, "Other variants", says
+            what that does).
             Defaults to None: as ``frozen_norm_mode``.
         meta_norm_mode (str, optional): How the meta networks' BN layers
             normalise, one of the same modes. Defaults to None: plain
