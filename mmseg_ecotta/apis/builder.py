@@ -137,8 +137,8 @@ def tta_test_config(cfg: Config,
         export_adapted (str, optional): ``'final'`` or ``'every-domain'``:
             add an :class:`~mmseg_ecotta.engine.AdaptedModelExportHook`.
         trace (bool): Record what each update does
-            (:class:`~mmseg_ecotta.engine.AdaptationTraceHook`). Defaults
-            to False.
+            (``adaptation.trace``, :class:`~mmseg_ecotta.engine.
+            AdaptationTraceHook`). Defaults to False.
         progress (bool): Add a progress bar. Defaults to False.
 
     Raises:
@@ -153,6 +153,8 @@ def tta_test_config(cfg: Config,
     adaptation = adaptation_config(cfg, cfg.filename or 'the config')
     if resume:
         adaptation['resume'] = True
+    if trace:
+        adaptation['trace'] = True
     cfg.load_from = checkpoint
     cfg.launcher = launcher
     if show_dir:
@@ -168,8 +170,6 @@ def tta_test_config(cfg: Config,
             dict(
                 type='AdaptedModelExportHook',
                 every_domain=export_adapted == 'every-domain'))
-    if trace:
-        cfg.custom_hooks.append(dict(type='AdaptationTraceHook'))
     if progress:
         cfg.custom_hooks.append(dict(type='StreamProgressHook'))
     return cfg

@@ -22,7 +22,6 @@ from torch import Tensor
 
 from ..tta.losses import entropy_map
 from ..utils.files import atomic_write
-from .stream import stream_segment
 from .tta_hook import adaptation_hook
 
 TRACE_FILE = 'adaptation_trace.json'
@@ -42,11 +41,8 @@ def param_group(name: str, depth: int) -> str:
 class AdaptationTraceHook(Hook):
     """Record per-update diagnostics into ``WORK_DIR/adaptation_trace.json``.
 
-    Add it after the adaptation hook::
-
-        custom_hooks = [..., dict(type='AdaptationTraceHook')]
-
-    or run ``tools/test_tta.py ... --trace``. Each row: ``step``, ``round``,
+    Turn it on with ``adaptation.trace=True`` (the adaptation hook adds
+    it) or ``tools/test_tta.py ... --trace``. Each row: ``step``, ``round``,
     ``domain``, ``loss``, ``entropy`` (mean over pixels, nats),
     ``confident`` (share of pixels with entropy below the method's
     threshold, ``0.4 ln C`` when it has none), and per group ``grad`` (L2
@@ -67,11 +63,12 @@ class AdaptationTraceHook(Hook):
         self.depth = depth
         self.method = None
         self.rows: List[dict] = []
-        self._segment = (0, 'all')
         self._start: Dict[str, Tensor] = {}
 
     def before_test(self, runner) -> None:
-        self.method = adaptation_hook(runner).method
+        # The adaptation hook owns the stream's segments.
+        self.tta = adaptation_hook(runner)
+        self.method = self.tta.method
         self.rows = []
         self._start = {
             n: p.detach().clone()
@@ -80,12 +77,6 @@ class AdaptationTraceHook(Hook):
         self.threshold = getattr(self.method, 'threshold',
                                  0.4 * math.log(self.method.model.num_classes))
         self.method.step_observers.append(self.observe)
-
-    def before_test_iter(self,
-                         runner,
-                         batch_idx: int,
-                         data_batch: dict = None) -> None:
-        self._segment = stream_segment(data_batch)
 
     def observe(self, logits: Tensor, loss: Tensor) -> None:
         """Record one update (a step observer of the method)."""
@@ -104,8 +95,8 @@ class AdaptationTraceHook(Hook):
         self.rows.append(
             dict(
                 step=len(self.rows),
-                round=self._segment[0],
-                domain=self._segment[1],
+                round=self.tta.segments.current[0],
+                domain=self.tta.segments.current[1],
                 loss=float(loss),
                 entropy=float(entropy.mean()),
                 confident=float((entropy < self.threshold).float().mean()),

@@ -69,6 +69,10 @@ class AdaptationSettings:
             (``removed_samples``). Defaults to False.
         state_file (str): Name of the state file in the work dir.
             Defaults to ``'tta_state.pth'``.
+        trace (bool): Record what every update does in
+            ``WORK_DIR/adaptation_trace.json``
+            (:class:`~mmseg_ecotta.engine.AdaptationTraceHook`; it reads
+            the run, never changes it). Defaults to False.
     """
 
     method: dict
@@ -78,6 +82,7 @@ class AdaptationSettings:
     checkpoint_interval: int = 100
     resume: bool = False
     state_file: str = STATE_FILE
+    trace: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.method, dict) or 'type' not in self.method:
@@ -204,6 +209,12 @@ class TestTimeAdaptationHook(Hook):
             self.results = TTAResultsHook()
             runner.register_hook(self.results)
         self.results.tta = self
+        if self.settings.trace and not any(
+                type(h).__name__ == 'AdaptationTraceHook'
+                for h in runner.hooks):
+            # By type name through the registry: the trace hook imports
+            # this module. LOW priority: after this hook built the method.
+            runner.register_hook(dict(type='AdaptationTraceHook'))
 
     def before_test(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(

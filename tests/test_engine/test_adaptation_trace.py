@@ -4,9 +4,11 @@ import os.path as osp
 import subprocess
 import sys
 
+from mmseg_ecotta.apis import tta_test_config
 from mmseg_ecotta.engine.adaptation_trace_hook import param_group
+from mmseg_ecotta.utils import load_config
 from ..conftest import REPO
-from .test_tta_hook import DOMAINS, TENT, run_tool
+from .test_tta_hook import DOMAINS, MMSEG_TEST, TENT, run_tool
 
 
 def test_param_group_cuts_the_name():
@@ -18,9 +20,12 @@ def test_param_group_cuts_the_name():
 def test_trace_records_every_update_and_leaves_results_alone(
         tmp_path, acdc_root, tiny_checkpoint):
     traced, plain = str(tmp_path / 'traced'), str(tmp_path / 'plain')
-    for work_dir, options in ((traced, ['--trace']), (plain, [])):
-        result = run_tool('tools/test_tta.py', TENT, tiny_checkpoint, work_dir,
-                          acdc_root, *options)
+    # Traced by the setting, with mmseg's own tool (it has no --trace).
+    for tool, work_dir, options in ((MMSEG_TEST, traced,
+                                     ['adaptation.trace=True']),
+                                    ('tools/test_tta.py', plain, [])):
+        result = run_tool(tool, TENT, tiny_checkpoint, work_dir, acdc_root,
+                          *options)
         assert result.returncode == 0, result.stderr[-3000:]
     results = []
     for work_dir in (traced, plain):
@@ -53,6 +58,13 @@ def test_trace_records_every_update_and_leaves_results_alone(
     lines = summary.stdout.splitlines()
     assert sum(line.startswith('| 2 | snow | 2 |') for line in lines) == 1
     assert '| mIoU |' in summary.stdout and '+0.00 |' in summary.stdout
+
+
+def test_the_trace_flag_sets_the_adaptation_setting(tiny_checkpoint):
+    cfg = load_config(TENT)
+    assert not tta_test_config(cfg, tiny_checkpoint).adaptation.get('trace')
+    cfg = load_config(TENT)
+    assert tta_test_config(cfg, tiny_checkpoint, trace=True).adaptation.trace
 
 
 def test_trace_summary_names_a_missing_trace(tmp_path):
