@@ -9,7 +9,11 @@ recipe change instead, from the first release's recipe to ours
 (docs/benchmarks/dev_benchmark.md, "Selection table").
 ``--synthetic-select`` runs the EcoTTA ablation on the second selection
 stream, held-out synthetic scenes (generated at another seed, nothing to
-download). The runs:
+download). ``--updates`` runs what EcoTTA's test-time updates add (no
+update, as shipped, one change per row, each run traced;
+docs/benchmarks/test_time_updates.md), ``--heldout`` the held-out
+corruption family instead of the weather, ``--model r18-d8`` the
+stock-width DeepLabV3+ R18-D8 instead of the tiny model. The runs:
 :func:`benchmarks.dev.run_dev_benchmark` and
 :func:`benchmarks.dev.run_synthetic_selection` (tools/benchmarks/). Data
 set-up: data/README.md, "The real-image dev benchmark".
@@ -19,6 +23,8 @@ set-up: data/README.md, "The real-image dev benchmark".
     python tools/run_dev_benchmark.py --split select --severity 5 --ablation
     python tools/run_dev_benchmark.py --synthetic-select
     python tools/run_dev_benchmark.py --selection      # the rule's table
+    python tools/run_dev_benchmark.py --split select --updates
+    python tools/run_dev_benchmark.py --heldout --model r18-d8
 """
 import argparse
 import os
@@ -40,6 +46,22 @@ def main() -> None:
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--ablation', action='store_true')
     parser.add_argument('--cotta', action='store_true')
+    parser.add_argument(
+        '--model',
+        default='r18-tiny',
+        choices=benchmarks.MODELS,
+        help='source model: the tiny DeepLabV3+ or the stock-width R18-D8 '
+        '(make dev-checkpoints-r18-d8)')
+    parser.add_argument(
+        '--updates',
+        action='store_true',
+        help='what the test-time updates add: EcoTTA without updates, as '
+        'shipped and one change per row, each run traced')
+    parser.add_argument(
+        '--heldout',
+        action='store_true',
+        help='the held-out corruption family (frost, spatter, contrast, '
+        'brightness) instead of fog, night, rain and snow')
     instead = parser.add_mutually_exclusive_group()
     instead.add_argument(
         '--synthetic-select',
@@ -54,8 +76,10 @@ def main() -> None:
     args = parser.parse_args()
     ignored = [
         f'--{flag}'
-        for flag, default in (('split', 'report'), ('severity', 3),
-                              ('ablation', False), ('cotta', False))
+        for flag, default in (('split', 'report'), ('severity',
+                                                    3), ('ablation', False),
+                              ('cotta', False), ('model', 'r18-tiny'),
+                              ('updates', False), ('heldout', False))
         if getattr(args, flag) != default
     ]
     if (args.synthetic_select or args.selection) and ignored:
@@ -86,10 +110,15 @@ def main() -> None:
             args.rounds,
             ablation=args.ablation,
             cotta=args.cotta,
+            model=args.model,
+            updates=args.updates,
+            conditions=benchmarks.HELDOUT_FAMILY if args.heldout else None,
             echo=print)
     except (FileNotFoundError, RuntimeError, ValueError) as e:
         sys.exit(str(e))
-    print(f'\nCamVid {args.split} frames, severity {args.severity}; mIoU '
+    family = 'held-out family' if args.heldout else 'weather'
+    print(f'\nCamVid {args.split} frames, {family}, severity '
+          f'{args.severity}, {args.model}; mIoU '
           f'(%) per domain, mean over {args.rounds} rounds\n')
     print(table)
 

@@ -16,28 +16,49 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from mmseg_ecotta.apis import run_methods
 from mmseg_ecotta.datasets.camvid import stream_frames
-from mmseg_ecotta.datasets.corrupted_stream import write_corrupted_stream
+from mmseg_ecotta.datasets.corrupted_stream import (ACDC_STAND_INS,
+                                                    write_corrupted_stream)
 from mmseg_ecotta.evaluation.comparison import (load_results,
                                                 write_comparison_files)
 from mmseg_ecotta.synthetic import generate_synthetic_stream
 from .main_job import (EATA_CONFIG, FISHER_DATA, SOURCE_CKPT, WARMUP_CKPT, Row,
                        log, method_runs, run_config)
 
+# The dev benchmark's two source models: the tiny DeepLabV3+ the shipped
+# recipe was chosen on, and mmseg's stock-width DeepLabV3+ R18-D8.
+MODELS = ('r18-tiny', 'r18-d8')
 DEV_CKPT = 'data/checkpoints/deeplabv3plus_r18-tiny_camvid-{}.pth'
+
+
+def dev_checkpoint(kind: str, model: str = 'r18-tiny') -> str:
+    """The ``'source'`` or ``'meta-warmup'`` checkpoint of ``model``."""
+    return f'data/checkpoints/deeplabv3plus_{model}_camvid-{kind}.pth'
+
+
 DEV_ECOTTA = run_config('ecotta', 'camvid')
 DEV_EATA = run_config('eata', 'camvid')
 # EATA's Fisher on the dev benchmark: the 367 clean CamVid train frames.
 DEV_FISHER_DATA = dict(data_root='data/camvid/', split='train')
-DEV_RUNS: List[Row] = [
-    ('Source', run_config('source', 'camvid'), DEV_CKPT.format('source'), ()),
-    ('BN adapt', run_config('bn_adapt',
-                            'camvid'), DEV_CKPT.format('source'), ()),
-    ('TENT', run_config('tent', 'camvid'), DEV_CKPT.format('source'), ()),
-    ('TENT-CoTTA', run_config('tent', 'camvid',
-                              'cotta'), DEV_CKPT.format('source'), ()),
-    ('EATA', DEV_EATA, DEV_CKPT.format('source'), ()),  # + its Fisher
-    ('EcoTTA', DEV_ECOTTA, DEV_CKPT.format('meta-warmup'), ()),
-]
+
+
+def dev_runs(model: str = 'r18-tiny') -> List[Row]:
+    """Every method's row on the dev benchmark with ``model``."""
+    source = dev_checkpoint('source', model)
+    return [
+        ('Source', run_config('source', 'camvid', model=model), source, ()),
+        ('BN adapt', run_config('bn_adapt', 'camvid',
+                                model=model), source, ()),
+        ('TENT', run_config('tent', 'camvid', model=model), source, ()),
+        ('TENT-CoTTA', run_config('tent', 'camvid', 'cotta',
+                                  model), source, ()),
+        ('EATA', run_config('eata', 'camvid',
+                            model=model), source, ()),  # + its Fisher
+        ('EcoTTA', run_config('ecotta', 'camvid', model=model),
+         dev_checkpoint('meta-warmup', model), ()),
+    ]
+
+
+DEV_RUNS: List[Row] = dev_runs()
 DEV_COTTA: Row = ('CoTTA (1 round)', run_config('cotta', 'camvid'),
                   DEV_CKPT.format('source'),
                   ('test_dataloader.dataset.rounds=1', ))
@@ -114,6 +135,63 @@ DEV_ABLATION: List[Row] = [
      ABLATION_CKPT.format('sample-300'), (EARLIER_LR, )),
     *recipe_rows(DEV_ECOTTA, WARMED_UP, SELF_DISTILLED_WARMUP, SAMPLE_WARMUP),
 ]
+
+# --- what the test-time updates add -----------------------------------------
+# docs/benchmarks/test_time_updates.md: EcoTTA without updates, as
+# shipped, and the hypotheses of its update diagnosis, one change per row,
+# each run traced (adaptation.trace: loss, entropy, confident pixels,
+# gradient norm and drift per partition).
+TRACE = 'adaptation.trace=True'
+# Adam instead of the shipped SGD: a config, since --cfg-options cannot
+# drop SGD's momentum.
+ADAM_ECOTTA = ('configs/ecotta/ablations/ecotta-adam_deeplabv3plus_{}-meta_'
+               '1xb1-3rounds_camvid-weather-240x320.py')
+EXACT = 'model.frozen_norm_mode=batch'
+# Kept out of every choice: ImageNet-C corruptions that no weather stream
+# and no warm-up uses (configs/_base_/datasets/warmup_corruptions.py).
+HELDOUT_FAMILY = dict(
+    frost='frost',
+    spatter='spatter',
+    contrast='contrast',
+    brightness='brightness')
+
+
+def update_rows(model: str = 'r18-tiny') -> List[Row]:
+    """BN adapt, TENT and EcoTTA's update variants with ``model``."""
+    source = dev_checkpoint('source', model)
+    warmed = dev_checkpoint('meta-warmup', model)
+    ecotta = run_config('ecotta', 'camvid', model=model)
+    tent = run_config('tent', 'camvid', model=model)
+    adam = ADAM_ECOTTA.format(model)
+    rows = [
+        ('BN adapt (the bar)', run_config('bn_adapt', 'camvid',
+                                          model=model), source, ()),
+        ('TENT', tent, source, ()),
+        ('TENT, lr 1e-4', tent, source, (LR.format(1e-4), )),
+        ('EcoTTA, no test-time update (lr 0)', ecotta, warmed,
+         (LR.format(0), )),
+        ('EcoTTA as shipped (SGD 5e-4)', ecotta, warmed, ()),
+        ('SGD 2e-3', ecotta, warmed, (LR.format(2e-3), )),
+        ('SGD 5e-3, lambda 1', ecotta, warmed, (LR.format(5e-3),
+                                                METHOD + 'reg_weight=1.0')),
+        ('meta BN affine only, SGD 5e-3', ecotta, warmed,
+         (LR.format(5e-3), METHOD + 'adapt=norm')),
+        ('class-balanced entropy, SGD 5e-4', ecotta, warmed,
+         (METHOD + 'entropy_average=class', )),
+        ('class-balanced entropy, SGD 2e-3', ecotta, warmed,
+         (LR.format(2e-3), METHOD + 'entropy_average=class')),
+        ('Adam 1e-4', adam, warmed, ()),
+        ('E0 0.2 ln C, SGD 2e-3', ecotta, warmed, (LR.format(2e-3),
+                                                   METHOD + 'e0_factor=0.2')),
+        ('per-partition regulariser, SGD 2e-3', ecotta, warmed,
+         (LR.format(2e-3), METHOD + 'per_partition_regulariser=True')),
+        ('frozen BNs, exact gradient, SGD 2e-3', ecotta, warmed,
+         (LR.format(2e-3), EXACT)),
+        ('frozen BNs, exact gradient, Adam 1e-4', adam, warmed, (EXACT, )),
+    ]
+    return [(label, config, ckpt, (*options, TRACE))
+            for label, config, ckpt, options in rows]
+
 
 # --- selection on held-out synthetic scenes ---------------------------------
 # The synthetic generator at another seed: scenes and weather that neither
@@ -351,6 +429,9 @@ def run_dev_benchmark(work_dir: str,
                       rounds: int = 3,
                       ablation: bool = False,
                       cotta: bool = False,
+                      model: str = 'r18-tiny',
+                      updates: bool = False,
+                      conditions: Optional[Dict[str, str]] = None,
                       echo: Callable[[str], None] = log) -> Tuple[str, str]:
     """Every method (or the EcoTTA ablation) on CamVid under weather.
 
@@ -367,6 +448,14 @@ def run_dev_benchmark(work_dir: str,
         rounds (int): Rounds of the stream (CoTTA: 1).
         ablation (bool): Run EcoTTA once per recipe change instead.
         cotta (bool): Add CoTTA (1 round: 19x slower) to the methods.
+        model (str): One of :data:`MODELS`. Defaults to ``'r18-tiny'``.
+        updates (bool): Run :func:`update_rows` instead (what EcoTTA's
+            test-time updates add, traced).
+        conditions (dict, optional): Condition folder -> corruption of
+            another stream, e.g. the held-out family ``frost``,
+            ``spatter``, ``contrast``, ``brightness``, written to
+            ``data/camvid_heldout_s<severity>``. Default: the dev
+            benchmark's fog, night, rain and snow.
         echo (Callable): Progress output. Defaults to the mmengine logger.
 
     Returns:
@@ -379,25 +468,43 @@ def run_dev_benchmark(work_dir: str,
         raise FileNotFoundError(
             'data/camvid is missing: convert CamVid first (data/README.md, '
             '"The real-image dev benchmark", step 1)')
-    stream = f'data/camvid_weather_s{severity}'
-    if not osp.isdir(osp.join(stream, 'rgb_anon', 'fog', split)):
+    if model not in MODELS:
+        raise ValueError(f'model={model!r}: choose one of {list(MODELS)}')
+    stream = f'data/camvid_{"heldout" if conditions else "weather"}_' \
+        f's{severity}'
+    first = next(iter(conditions or ACDC_STAND_INS))
+    if not osp.isdir(osp.join(stream, 'rgb_anon', first, split)):
         echo(f'writing the {split} stream into {stream} ...')
         write_corrupted_stream(
             'data/camvid',
             out=stream,
             severity=severity,
+            conditions=conditions or ACDC_STAND_INS,
             **stream_frames('data/camvid', split))
-    rows = DEV_ABLATION if ablation else DEV_RUNS + (
-        [DEV_COTTA] if cotta else [])
+    if ablation:
+        rows = DEV_ABLATION
+    elif updates:
+        rows = update_rows(model)
+    else:
+        rows = dev_runs(model) + ([DEV_COTTA] if cotta else [])
     labels = [label for label, _, _, _ in rows]
-    runs = method_runs(rows, work_dir, DEV_EATA, DEV_CKPT.format('source'),
-                       DEV_FISHER_DATA, _row_name(labels), echo)
+    # EATA's Fisher is the model's: the model's folder of work_dir.
+    runs = method_runs(
+        rows,
+        osp.join(work_dir, model) if model != MODELS[0] else work_dir,
+        run_config('eata', 'camvid', model=model),
+        dev_checkpoint('source', model), DEV_FISHER_DATA, _row_name(labels),
+        echo)
     options = [
         f'test_dataloader.dataset.dataset_template.split={split}',
         f'test_dataloader.dataset.dataset_template.data_root={stream}/'
     ]
-    out = osp.join(work_dir,
-                   f'{split}_s{severity}' + ('_ablation' if ablation else ''))
+    if conditions:
+        options.append(f'test_dataloader.dataset.domains={list(conditions)}')
+    out = osp.join(
+        work_dir, (f'{model}_' if model != 'r18-tiny' else '') +
+        ('heldout_' if conditions else '') + f'{split}_s{severity}' +
+        ('_ablation' if ablation else '_updates' if updates else ''))
     results: Dict[str, dict] = run_methods(
         runs, out, options, rounds=rounds, echo=echo)
     return write_comparison_files(results, out), out

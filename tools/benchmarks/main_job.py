@@ -25,7 +25,10 @@ def log(message: str) -> None:
     MMLogger.get_current_instance().info(message)
 
 
-def run_config(method: str, stream: str, recipe: str = '') -> str:
+def run_config(method: str,
+               stream: str,
+               recipe: str = '',
+               model: str = 'r18-tiny') -> str:
     """The run config of ``method`` (its folder) on ``stream``.
 
     Args:
@@ -36,8 +39,11 @@ def run_config(method: str, stream: str, recipe: str = '') -> str:
         recipe (str): A named recipe of the method with configs of its
             own, e.g. ``'cotta'`` for ``tent-cotta_*.py``. Defaults to
             ``''``: the method's default.
+        model (str): ``'r18-tiny'`` (the shipped tiny DeepLabV3+) or
+            ``'r18-d8'`` (stock-width DeepLabV3+ R18-D8, CamVid only).
     """
-    model = 'r18-tiny-meta' if method == 'ecotta' else 'r18-tiny'
+    if method == 'ecotta':
+        model += '-meta'
     data = dict(
         synthetic='synthetic-weather-128x256',
         camvid='camvid-weather-240x320')[stream]
