@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SRC := mmseg_ecotta tools tests configs
 
-.PHONY: demo test lint format checkpoints dev-checkpoints dev-benchmark
+.PHONY: demo test lint format checkpoints dev-checkpoints \
+	dev-checkpoints-r18-d8 dev-benchmark dev-updates
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -54,6 +55,30 @@ dev-checkpoints: $(VENV)/.installed
 	$(PY) tools/train.py $(DEV_WARMUP_CFG) --work-dir work_dirs/camvid_warmup
 	$(PY) tools/publish_checkpoint.py work_dirs/camvid_warmup/iter_1200.pth \
 		data/checkpoints/deeplabv3plus_r18-tiny_camvid-meta-warmup.pth
+
+## dev-checkpoints-r18-d8: the stock-width DeepLabV3+ R18-D8 source and its
+## warm-up for the dev benchmark (about 50 min on 2 idle CPU cores; not
+## committed: 48 MiB each)
+D8_SOURCE_CFG := configs/deeplabv3plus/deeplabv3plus_r18-d8_1xb8-800_camvid-240x320.py
+D8_WARMUP_CFG := configs/ecotta/ecotta-warmup_deeplabv3plus_r18-d8-meta_1xb8-400_camvid-240x320.py
+dev-checkpoints-r18-d8: $(VENV)/.installed
+	$(PY) tools/train.py $(D8_SOURCE_CFG) --work-dir work_dirs/camvid_source_r18-d8
+	$(PY) tools/publish_checkpoint.py work_dirs/camvid_source_r18-d8/iter_800.pth \
+		data/checkpoints/deeplabv3plus_r18-d8_camvid-source.pth
+	$(PY) tools/train.py $(D8_WARMUP_CFG) --work-dir work_dirs/camvid_warmup_r18-d8
+	$(PY) tools/publish_checkpoint.py work_dirs/camvid_warmup_r18-d8/iter_400.pth \
+		data/checkpoints/deeplabv3plus_r18-d8_camvid-meta-warmup.pth
+
+## dev-updates: what EcoTTA's test-time updates add, at both widths: the
+## update rows on the select frames (s3, s5; tiny model), then with and
+## without updates on the report frames and the held-out corruption family
+dev-updates: $(VENV)/.installed
+	$(PY) tools/run_dev_benchmark.py --split select --updates
+	$(PY) tools/run_dev_benchmark.py --split select --severity 5 --updates
+	$(PY) tools/run_dev_benchmark.py --updates
+	$(PY) tools/run_dev_benchmark.py --updates --heldout
+	$(PY) tools/run_dev_benchmark.py --updates --model r18-d8
+	$(PY) tools/run_dev_benchmark.py --updates --heldout --model r18-d8
 
 ## dev-benchmark: every method on the real-image dev benchmark (report
 ## frames, s3), then the EcoTTA ablation on the three selection streams:
