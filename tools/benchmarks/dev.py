@@ -176,6 +176,8 @@ def update_rows(model: str = 'r18-tiny') -> List[Row]:
                                                 METHOD + 'reg_weight=1.0')),
         ('meta BN affine only, SGD 5e-3', ecotta, warmed,
          (LR.format(5e-3), METHOD + 'adapt=norm')),
+        ('meta BN affine only, SGD 5e-2', ecotta, warmed,
+         (LR.format(5e-2), METHOD + 'adapt=norm')),
         ('class-balanced entropy, SGD 5e-4', ecotta, warmed,
          (METHOD + 'entropy_average=class', )),
         ('class-balanced entropy, SGD 2e-3', ecotta, warmed,
@@ -187,6 +189,10 @@ def update_rows(model: str = 'r18-tiny') -> List[Row]:
          (LR.format(2e-3), METHOD + 'per_partition_regulariser=True')),
         ('frozen BNs, exact gradient, SGD 2e-3', ecotta, warmed,
          (LR.format(2e-3), EXACT)),
+        ('frozen BNs, exact gradient, SGD 5e-3', ecotta, warmed,
+         (LR.format(5e-3), EXACT)),
+        ('frozen BNs, exact gradient, SGD 1e-2', ecotta, warmed,
+         (LR.format(1e-2), EXACT)),
         ('frozen BNs, exact gradient, Adam 1e-4', adam, warmed, (EXACT, )),
     ]
     return [(label, config, ckpt, (*options, TRACE))
