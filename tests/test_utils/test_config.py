@@ -25,8 +25,7 @@ def test_a_non_finite_setting_is_refused_up_front(value):
 
 def test_the_hook_refuses_a_non_finite_method_setting():
     """mmseg's tools/test.py reads the settings without load_config."""
-    with pytest.raises(ValueError,
-                       match='adaptation.method.optimizer.lr=inf'):
+    with pytest.raises(ValueError, match='adaptation.method.optimizer.lr=inf'):
         AdaptationSettings(
             method=dict(type='Tent', optimizer=dict(lr=float('inf'))))
 
