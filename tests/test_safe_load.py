@@ -328,9 +328,9 @@ def test_the_opt_in_is_reported_from_where_the_user_gave_it(
         'print_log',
         lambda message, logger=None, level=None: warnings.append(message))
     config = tmp_path / 'cfg.py'
-    config.write_text('x = 1\n')
+    config.write_text("adaptation = dict(method=dict(type='Tent'))\n")
     cfg = load_config(str(config), unsafe_load=True)
-    TestTimeAdaptationHook(method=dict(type='Tent')).before_run(
+    TestTimeAdaptationHook().before_run(
         SimpleNamespace(cfg=cfg, hooks=[TTAResultsHook()]))
     path = str(tmp_path / 'plain.pth')
     torch.save(dict(state_dict={}), path)
