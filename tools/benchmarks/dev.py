@@ -27,7 +27,6 @@ from .main_job import (EATA_CONFIG, FISHER_DATA, SOURCE_CKPT, WARMUP_CKPT, Row,
 # The dev benchmark's two source models: the tiny DeepLabV3+ the shipped
 # recipe was chosen on, and mmseg's stock-width DeepLabV3+ R18-D8.
 MODELS = ('r18-tiny', 'r18-d8')
-DEV_CKPT = 'data/checkpoints/deeplabv3plus_r18-tiny_camvid-{}.pth'
 
 
 def dev_checkpoint(kind: str, model: str = 'r18-tiny') -> str:
@@ -35,8 +34,10 @@ def dev_checkpoint(kind: str, model: str = 'r18-tiny') -> str:
     return f'data/checkpoints/deeplabv3plus_{model}_camvid-{kind}.pth'
 
 
+# The tiny model's, by kind.
+DEV_CKPT = dev_checkpoint('{}')
+
 DEV_ECOTTA = run_config('ecotta', 'camvid')
-DEV_EATA = run_config('eata', 'camvid')
 # EATA's Fisher on the dev benchmark: the 367 clean CamVid train frames.
 DEV_FISHER_DATA = dict(data_root='data/camvid/', split='train')
 
