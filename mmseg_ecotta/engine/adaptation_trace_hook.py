@@ -20,7 +20,7 @@ from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 from torch import Tensor
 
-from ..tta.losses import entropy_map
+from ..tta.losses import entropy_map, entropy_threshold
 from ..utils.files import atomic_write
 from .tta_hook import adaptation_hook
 
@@ -64,6 +64,7 @@ class AdaptationTraceHook(Hook):
         self.method = None
         self.rows: List[dict] = []
         self._start: Dict[str, Tensor] = {}
+        self._start_norms: Dict[str, float] = {}
 
     def before_test(self, runner) -> None:
         # The adaptation hook owns the stream's segments.
@@ -74,24 +75,30 @@ class AdaptationTraceHook(Hook):
             n: p.detach().clone()
             for n, p in self.method.named_params
         }
-        self.threshold = getattr(self.method, 'threshold',
-                                 0.4 * math.log(self.method.model.num_classes))
+        squares: Dict[str, float] = defaultdict(float)
+        for name, theta0 in self._start.items():
+            squares[param_group(name,
+                                self.depth)] += float(theta0.pow(2).sum())
+        self._start_norms = {g: math.sqrt(v) for g, v in squares.items()}
+        self.threshold = getattr(
+            self.method, 'threshold',
+            entropy_threshold(self.method.model.num_classes))
         self.method.step_observers.append(self.observe)
 
     def observe(self, logits: Tensor, loss: Tensor) -> None:
         """Record one update (a step observer of the method)."""
-        grad: Dict[str, float] = defaultdict(float)
-        moved: Dict[str, float] = defaultdict(float)
-        start: Dict[str, float] = defaultdict(float)
+        # Summed as tensors, read once per group: one sync per group, not
+        # per parameter, on a GPU.
+        grad: Dict[str, Tensor] = {}
+        moved: Dict[str, Tensor] = {}
         with torch.no_grad():
             entropy = entropy_map(logits.float())
             for name, param in self.method.named_params:
                 group = param_group(name, self.depth)
                 if param.grad is not None:
-                    grad[group] += float(param.grad.pow(2).sum())
-                theta0 = self._start[name]
-                moved[group] += float((param - theta0).pow(2).sum())
-                start[group] += float(theta0.pow(2).sum())
+                    grad[group] = grad.get(group, 0) + param.grad.pow(2).sum()
+                moved[group] = moved.get(
+                    group, 0) + (param - self._start[name]).pow(2).sum()
         self.rows.append(
             dict(
                 step=len(self.rows),
@@ -101,14 +108,12 @@ class AdaptationTraceHook(Hook):
                 entropy=float(entropy.mean()),
                 confident=float((entropy < self.threshold).float().mean()),
                 grad={
-                    g: math.sqrt(v)
+                    g: math.sqrt(float(v))
                     for g, v in grad.items()
                 },
                 drift={
-                    g:
-                    math.sqrt(moved[g] /
-                              start[g]) if start[g] else math.sqrt(moved[g])
-                    for g in moved
+                    g: math.sqrt(float(v)) / (self._start_norms[g] or 1.0)
+                    for g, v in moved.items()
                 }))
 
     def after_test(self, runner) -> None:
