@@ -32,6 +32,12 @@ DeepLabV3/V3+ image-pool branch at batch size 1, a 1x1 map) cannot
 estimate a variance; it falls back to the stored statistics instead of
 raising "Expected more than 1 value per channel". (``'sample'`` does so for
 every 1x1 map, as ``'batch'`` does at batch size 1.)
+
+LayerNorm and GroupNorm (SegFormer's MiT encoder normalises with LayerNorm)
+store no statistics: they normalise each token or sample by its own, in
+train and eval mode alike, so no ``norm_mode`` applies to them and they are
+never converted. Their scale and shift are adapted like BN's
+(:func:`norm_affine_params`).
 """
 from typing import Callable, List, Optional, Tuple
 
@@ -128,12 +134,41 @@ def set_norm_mode(module: nn.Module, norm_mode: str) -> None:
             m.norm_mode = norm_mode
 
 
-def norm_affine_params(model: nn.Module) -> List[Tuple[str, nn.Parameter]]:
-    """Named scale and shift of every :class:`TTABatchNorm2d` in ``model``.
+# Layers that normalise each sample (GroupNorm) or each token (LayerNorm)
+# by its own statistics: nothing is stored, so there are no statistics to
+# swap for the test batch's (BN adapt cannot touch them), but their scale
+# and shift adapt as BN's do (TENT's and CoTTA's SegFormer code train the
+# MiT encoder's LayerNorms).
+PER_SAMPLE_NORMS = (nn.LayerNorm, nn.GroupNorm)
 
-    Tent's choice of parameters to adapt (and CoTTA's ``trainable='bn'``),
-    named as in ``model.named_parameters()``.
+
+def per_sample_norms(model: nn.Module) -> List[Tuple[str, nn.Module]]:
+    """Named LayerNorm and GroupNorm layers of ``model``, in module order."""
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, PER_SAMPLE_NORMS)]
+
+
+def norm_affine_params(
+        model: nn.Module,
+        batchnorm_only: bool = False) -> List[Tuple[str, nn.Parameter]]:
+    """Named scale and shift of every normalisation layer in ``model``.
+
+    Tent's choice of parameters to adapt (and CoTTA's ``trainable='norm'``),
+    named as in ``model.named_parameters()`` and in module order: every
+    :class:`TTABatchNorm2d` and, unless ``batchnorm_only``, every LayerNorm
+    and GroupNorm (:data:`PER_SAMPLE_NORMS`). A model with BN layers only
+    (ResNet DeepLab) gets exactly its BN parameters, in the same order as
+    before LayerNorm and GroupNorm were collected. Layers built without
+    affine parameters contribute nothing.
+
+    Args:
+        model (nn.Module): Model whose BN layers were converted
+            (:func:`convert_batchnorms`).
+        batchnorm_only (bool): Collect the BN layers' parameters only
+            (CoTTA's ``trainable='bn'``). Defaults to False.
     """
+    kinds = (TTABatchNorm2d, ) if batchnorm_only else (TTABatchNorm2d,
+                                                       *PER_SAMPLE_NORMS)
     return [(f'{name}.{pname}', p) for name, m in model.named_modules()
-            if isinstance(m, TTABatchNorm2d)
+            if isinstance(m, kinds)
             for pname, p in m.named_parameters(recurse=False)]

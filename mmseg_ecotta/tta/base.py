@@ -4,7 +4,9 @@ A method is three decisions (after tent, Wang et al., ICLR 2021):
 
 1. :meth:`TTAMethod.configure_norms`: how each BN layer normalises while
    adapting (stored source statistics or the test batch's);
-2. :meth:`TTAMethod.collect_params`: which parameters get gradients;
+2. :meth:`TTAMethod.collect_params`: which parameters get gradients (a
+   method that trains must find some: a model it cannot adapt is an error
+   naming the model, :func:`model_name`, never a run that adapts nothing);
 3. :meth:`TTAMethod.loss`: what is minimised on each test batch.
 
 The base class owns everything else once: re-enabling gradients inside
@@ -52,6 +54,19 @@ from ..models.memory_probe import SavedTensorRecorder, SavedTensorReport
 from .step_guard import StepGuard
 
 NamedParams = List[Tuple[str, nn.Parameter]]
+
+
+def model_name(model: nn.Module) -> str:
+    """The segmentor and its parts, for error messages.
+
+    E.g. ``'EncoderDecoder (MixVisionTransformer, SegformerHead)'``.
+    """
+    parts = [
+        type(getattr(model, part)).__name__
+        for part in ('backbone', 'decode_head') if hasattr(model, part)
+    ]
+    return f'{type(model).__name__} ({", ".join(parts)})' if parts \
+        else type(model).__name__
 
 
 class TTAMethod:

@@ -6,6 +6,14 @@ authors: the segmentation one (Cityscapes -> ACDC, an mmseg 0.x fork) and
 the classification one (CIFAR-10/100-C, qinenergy/cotta). They differ in
 how the three networks normalise and in the pseudo-label; see
 :data:`COTTA_RECIPES`.
+
+The segmentation release runs on SegFormer-B5 and trains every parameter
+of the student (``param.requires_grad`` all, the MiT encoder included),
+restoring each weight and bias stochastically; that is ``trainable='all'``
+here, on any segmentor. Its SegFormer (NVlabs' MiT) holds weights and
+biases only; mmseg 1.x's MiT names its attention projections
+``in_proj_weight``/``in_proj_bias``, and they are trained and restored like
+every other parameter, as the release does with its ``q``/``kv`` layers.
 """
 import copy
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -19,7 +27,7 @@ from torch import Tensor
 
 from ..models.norm import convert_batchnorms, norm_affine_params
 from ..registry import TTA_METHODS
-from .base import NamedParams, TTAMethod
+from .base import NamedParams, TTAMethod, model_name
 from .losses import hard_label_cross_entropy, soft_label_cross_entropy
 
 # CoTTA's multi-scale + flip test-time augmentation: 7 scales x 2 = 14.
@@ -91,9 +99,12 @@ class CoTTA(TTAMethod):
         model (EncoderDecoder): The segmentor, source weights loaded.
         recipe (str): ``'segmentation'`` or ``'cifar'``, see above.
             Defaults to ``'segmentation'``.
-        trainable (str | Sequence[str]): ``'all'`` (CoTTA), ``'bn'`` (BN
-            scale and shift) or parameter-name prefixes, e.g.
-            ``['backbone.layer1', 'decode_head']``. Defaults to ``'all'``.
+        trainable (str | Sequence[str]): ``'all'`` (CoTTA's release, on
+            DeepLab and SegFormer alike), ``'norm'`` (the scale and shift
+            of every BN, LayerNorm and GroupNorm layer, TENT's set),
+            ``'bn'`` (BN scale and shift only) or parameter-name prefixes,
+            e.g. ``['backbone.layer1', 'decode_head']``. Defaults to
+            ``'all'``.
         ema_momentum (float): Teacher EMA ``alpha`` (CoTTA Eq. 2). Defaults
             to 0.999.
         anchor_threshold (float): Anchor confidence below which the
@@ -188,16 +199,29 @@ class CoTTA(TTAMethod):
             convert_batchnorms(net, self.norm_mode)
 
     def collect_params(self, model: nn.Module) -> NamedParams:
-        """Every parameter (CoTTA), BN affine only, or by name prefix."""
+        """Every parameter (CoTTA), norm affine, or by name prefix.
+
+        Raises:
+            ValueError: ``trainable`` is unknown or selects nothing.
+        """
         named = list(model.named_parameters())
         if self.trainable == 'all':
             return named
-        if self.trainable == 'bn':
-            return norm_affine_params(model)
+        if self.trainable in ('norm', 'bn'):
+            chosen = norm_affine_params(
+                model, batchnorm_only=self.trainable == 'bn')
+            if not chosen:
+                raise ValueError(
+                    f'trainable={self.trainable!r}: {model_name(model)} has '
+                    f'no {"BN" if self.trainable == "bn" else "norm"} layer '
+                    'with affine parameters, so CoTTA would adapt nothing; '
+                    "use trainable='all' (CoTTA's) or name parameter-name "
+                    'prefixes')
+            return chosen
         if isinstance(self.trainable, str):
             raise ValueError(
-                f"trainable={self.trainable!r}: use 'all', 'bn' or a list "
-                "of parameter-name prefixes, e.g. ['decode_head']")
+                f"trainable={self.trainable!r}: use 'all', 'bn', 'norm' or "
+                "a list of parameter-name prefixes, e.g. ['decode_head']")
         prefixes = tuple(self.trainable)
         chosen = [(n, p) for n, p in named if n.startswith(prefixes)]
         if not chosen:

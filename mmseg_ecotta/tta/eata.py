@@ -140,8 +140,9 @@ class EATA(Tent):
         if data is not None:
             self._check_fisher_weights(fisher_file, data.get('params', {}))
 
-    # configure_norms and collect_params: TENT's (batch statistics, BN
-    # scale and shift), which EATA builds on.
+    # configure_norms and collect_params: TENT's (batch statistics in BN
+    # layers; the scale and shift of every BN, LayerNorm and GroupNorm
+    # layer), which EATA builds on; the Fisher covers the same parameters.
 
     def loss(self, logits: Tensor, inputs: Tensor) -> Optional[Tensor]:
         """Re-weighted entropy of the selected pixels, plus the Fisher term.

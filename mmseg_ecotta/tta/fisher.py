@@ -8,10 +8,11 @@ the Fisher is the *squared gradient of each batch's mean loss* (batches of
 64 images), averaged over batches. Its scale depends on the batch size (a
 squared mean of 64 gradients is not a mean of 64 squares); the batch size
 is kept so that the estimator is EATA's. That alone does not carry EATA's
-beta = 2000 over: the parameters (a segmentation network's BN affine),
-the entropy term (a mean over pixels) and the optimizer (Adam at CoTTA's
-lr, not SGD) all differ from EATA's ImageNet setting, and beta was not
-re-tuned here (``docs/published_hyperparameters.md``).
+beta = 2000 over: the parameters (a segmentation network's norm affine:
+BN, and the LayerNorms of a SegFormer encoder), the entropy term (a mean
+over pixels) and the optimizer (Adam at CoTTA's lr, not SGD) all differ
+from EATA's ImageNet setting, and beta was not re-tuned here
+(``docs/published_hyperparameters.md``).
 
 A Fisher file is written by ``tools/compute_fisher.py``
 (:func:`mmseg_ecotta.apis.fisher_from_config`) with :func:`save_fisher`

@@ -1,10 +1,18 @@
-"""TENT: test entropy minimisation of the BN affine parameters.
+"""TENT: test entropy minimisation of the norm layers' affine parameters.
 
 Wang et al., Tent: Fully Test-time Adaptation by Entropy Minimization,
 ICLR 2021 (https://arxiv.org/abs/2006.10726); code after DequanWang/tent.
 The ``'cotta'`` recipe is the TENT of CoTTA's Cityscapes -> ACDC table
 (Wang et al., CVPR 2022): ``single_gpu_tent`` of their segmentation
 release.
+
+Tent's code adapts BatchNorm; on SegFormer, whose MiT encoder normalises
+with LayerNorm, TENT's and CoTTA's code adapt the LayerNorm scale and shift
+too (CoTTA's ``single_gpu_tent`` trains every parameter named ``norm`` or
+``bn``: the encoder's LayerNorms and the head's BN). Here every BN,
+LayerNorm and GroupNorm layer's scale and shift adapt
+(:func:`~mmseg_ecotta.models.norm.norm_affine_params`); on a model with BN
+layers only (ResNet DeepLab) that is exactly its BN parameters.
 """
 from typing import Any, Dict, Optional
 
@@ -14,7 +22,7 @@ from torch import Tensor
 
 from ..models.norm import convert_batchnorms, norm_affine_params
 from ..registry import TTA_METHODS
-from .base import NamedParams, TTAMethod
+from .base import NamedParams, TTAMethod, model_name
 from .losses import hard_label_cross_entropy, mean_entropy_loss
 
 # recipe -> (BN norm_mode, loss, a fresh optimizer per domain).
@@ -32,7 +40,7 @@ TENT_RECIPES = {
 
 @TTA_METHODS.register_module()
 class Tent(TTAMethod):
-    """Self-training of BN scale and shift, in one of two recipes.
+    """Self-training of the norm layers' scale and shift, two recipes.
 
     - ``'tent'`` (default, tent's code): BN layers normalise with the test
       batch's statistics and the loss is the softmax entropy averaged over
@@ -45,7 +53,10 @@ class Tent(TTAMethod):
       predicts in one forward and computes the loss in a second one with
       the same weights and statistics; here both come from the same pass.
 
-    Both train the BN affine parameters. The image-pool BN of
+    Both train the affine parameters of every BN, LayerNorm and GroupNorm
+    layer (a model with none is an error). How BN layers normalise is the
+    recipe's; LayerNorm and GroupNorm normalise each token or sample by its
+    own statistics in either recipe. The image-pool BN of
     DeepLabV3/V3+ sees one value per channel at batch size 1; in the
     ``'tent'`` recipe it falls back to its stored statistics (its affine
     parameters still adapt) instead of crashing, see
@@ -88,8 +99,21 @@ class Tent(TTAMethod):
         convert_batchnorms(model, self.norm_mode)
 
     def collect_params(self, model: nn.Module) -> NamedParams:
-        """BN scale and shift only: tent's choice of a small, stable set."""
-        return norm_affine_params(model)
+        """Norm scale and shift only: tent's choice of a small, stable set.
+
+        Raises:
+            ValueError: The model has no norm layer with affine parameters.
+        """
+        params = norm_affine_params(model)
+        if not params:
+            name = type(self).__name__
+            raise ValueError(
+                f'{name} adapts the scale and shift of norm layers, but '
+                f'{model_name(model)} has no BN, LayerNorm or GroupNorm '
+                f'layer with affine parameters: {name} would adapt nothing. '
+                'Build the norm layers with affine parameters (norm_cfg '
+                "without affine=False), or run CoTTA (trainable='all')")
+        return params
 
     def loss(self, logits: Tensor, inputs: Tensor) -> Tensor:
         """Mean softmax entropy, or cross-entropy to the own argmax.
