@@ -7,6 +7,7 @@ import subprocess
 import sys
 import zipfile
 from collections import OrderedDict
+from typing import Dict
 
 import numpy as np
 import pytest
@@ -33,9 +34,11 @@ PALETTE = [[128, 64, 128], [244, 35, 232], [70, 70, 70], [102, 102, 156],
            [0, 0, 230], [119, 11, 32]]
 
 
-def released_checkpoint(path: str, model: torch.nn.Module,
+def released_checkpoint(path: str, state_dict: Dict[str, torch.Tensor],
                         layout: str) -> None:
     """Write a checkpoint laid out as mmseg's released Cityscapes ones.
+
+    ``state_dict``: a model's, e.g. ``model.state_dict()``.
 
     ``mmseg0``: mmcv 1.x ``save_checkpoint`` on torch < 1.6 (legacy
     serialization), ``CLASSES``/``PALETTE`` and the run's metadata in
@@ -61,7 +64,7 @@ def released_checkpoint(path: str, model: torch.nn.Module,
                 classes=CITYSCAPES_CLASSES,
                 palette=np.array(PALETTE, dtype=np.uint8)))
     # nn.Module.state_dict(): an OrderedDict with a ``_metadata`` attribute.
-    ckpt = dict(meta=meta, state_dict=model.state_dict())
+    ckpt = dict(meta=meta, state_dict=state_dict)
     if layout == 'mmseg0':
         ckpt['optimizer'] = dict(
             state={0: dict(momentum_buffer=torch.zeros(3))},
@@ -75,7 +78,7 @@ def released_checkpoint(path: str, model: torch.nn.Module,
 def test_mmseg_released_checkpoint_loads_safely(layout, tmp_path):
     source = build_model(TINY_MODEL)
     path = str(tmp_path / f'{layout}.pth')
-    released_checkpoint(path, source, layout)
+    released_checkpoint(path, source.state_dict(), layout)
     model = build_model(TINY_MODEL)
     ckpt = load_checkpoint(model, path, map_location='cpu', strict=True)
     for key, value in source.state_dict().items():
