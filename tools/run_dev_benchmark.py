@@ -13,7 +13,9 @@ download). ``--updates`` runs what EcoTTA's test-time updates add (no
 update, as shipped, one change per row, each run traced;
 docs/benchmarks/test_time_updates.md), ``--heldout`` the held-out
 corruption family instead of the weather, ``--model r18-d8`` the
-stock-width DeepLabV3+ R18-D8 instead of the tiny model. The runs:
+stock-width DeepLabV3+ R18-D8 instead of the tiny model, ``--model
+segformer-b0`` mmseg's SegFormer-B0 (every baseline; EcoTTA once its MiT
+meta model is in, :data:`benchmarks.dev.ECOTTA_MODELS`). The runs:
 :func:`benchmarks.dev.run_dev_benchmark` and
 :func:`benchmarks.dev.run_synthetic_selection` (tools/benchmarks/). Data
 set-up: data/README.md, "The real-image dev benchmark".
@@ -25,6 +27,7 @@ set-up: data/README.md, "The real-image dev benchmark".
     python tools/run_dev_benchmark.py --selection      # the rule's table
     python tools/run_dev_benchmark.py --split select --updates
     python tools/run_dev_benchmark.py --heldout --model r18-d8
+    python tools/run_dev_benchmark.py --model segformer-b0 --cotta
 """
 import argparse
 import os
@@ -50,8 +53,9 @@ def main() -> None:
         '--model',
         default='r18-tiny',
         choices=benchmarks.MODELS,
-        help='source model: the tiny DeepLabV3+ or the stock-width R18-D8 '
-        '(make dev-checkpoints-r18-d8)')
+        help='source model: the tiny DeepLabV3+, the stock-width R18-D8 '
+        '(make dev-checkpoints-r18-d8) or SegFormer-B0 (its source '
+        'checkpoint: configs/segformer/)')
     parser.add_argument(
         '--updates',
         action='store_true',

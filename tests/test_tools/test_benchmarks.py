@@ -3,8 +3,12 @@ import json
 import os.path as osp
 
 import pytest
+import torch
+from mmengine.config import Config
 
+from mmseg_ecotta.apis import run_methods
 from tools.benchmarks import dev, main_job
+from ..conftest import SEGFORMER_B0, build_model
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ROWS = dict(
@@ -171,3 +175,84 @@ def test_the_warm_up_pairing_holds_on_every_stream():
     assert not camvid['fifth, warm-up without self-distillation']
     for label in set(camvid) & set(synthetic):
         assert camvid[label] == synthetic[label], label
+
+
+SEGFORMER_SOURCE = 'data/checkpoints/segformer_mit-b0_camvid-source.pth'
+
+
+def segformer_rows():
+    """``--model segformer-b0 --cotta``: every baseline's row."""
+    return dev.dev_runs('segformer-b0') + [dev.cotta_row('segformer-b0')]
+
+
+def test_segformer_b0_rows_run_its_configs_on_its_source_checkpoint():
+    rows = segformer_rows()
+    # EcoTTA's row comes with its MiT meta model (dev.ECOTTA_MODELS).
+    assert [label for label, _, _, _ in rows] == [
+        'Source', 'BN adapt', 'TENT', 'TENT-CoTTA', 'EATA', 'CoTTA (1 round)'
+    ]
+    for label, config, checkpoint, _ in rows:
+        assert osp.isfile(osp.join(REPO, config)), (label, config)
+        model = Config.fromfile(osp.join(REPO, config)).model
+        assert model.backbone.type == 'MixVisionTransformer', label
+        assert model.backbone.embed_dims == 32, label  # B0
+        assert checkpoint == SEGFORMER_SOURCE, label
+
+
+def test_each_models_cotta_row_runs_that_model():
+    for model in dev.MODELS:
+        _, config, checkpoint, _ = dev.cotta_row(model)
+        name = main_job.MODEL_NAMES[model]
+        assert f'_{name}_' in config and f'/{name}_' in checkpoint
+
+
+@pytest.mark.parametrize('flag', ['ablation', 'updates'])
+def test_ecotta_rows_of_a_model_without_a_meta_model_are_refused(
+        flag, tmp_path):
+    with pytest.raises(ValueError, match="no meta model for 'segformer-b0'"):
+        dev.run_dev_benchmark(
+            str(tmp_path), model='segformer-b0', **{flag: True})
+
+
+def test_segformer_b0_rows_run_end_to_end(tmp_path, acdc_root,
+                                          cityscapes_root):
+    """The benchmark's runs as it runs them, on a random-init B0."""
+    checkpoint = str(tmp_path / 'segformer_b0.pth')
+    torch.save({'state_dict': build_model(SEGFORMER_B0).state_dict()},
+               checkpoint)
+    # One CoTTA view; EATA's filters opened: a random-init model's entropy
+    # is near ln C everywhere (test_methods.GENERIC_KWARGS).
+    extra = {
+        'CoTTA (1 round)': ('adaptation.method.aug_scales=[1.0]',
+                            'adaptation.method.aug_flip=False'),
+        'EATA': ('adaptation.method.e0_factor=1.0',
+                 'adaptation.method.redundancy_margin=1.01')
+    }
+    rows = [(label, config, checkpoint, options + extra.get(label, ()))
+            for label, config, _, options in segformer_rows()]
+    runs = main_job.method_runs(
+        rows, str(tmp_path / 'work'),
+        main_job.run_config('eata', 'camvid',
+                            model='segformer-b0'), checkpoint,
+        dict(data_root=cityscapes_root, split='val'),
+        lambda label: label.split(' (')[0].lower(), print)
+    results = run_methods(
+        runs,
+        str(tmp_path / 'work'), [
+            'test_dataloader.dataset.dataset_template.split=train',
+            f'test_dataloader.dataset.dataset_template.data_root={acdc_root}',
+            'test_dataloader.num_workers=0'
+        ],
+        rounds=1,
+        echo=print)
+    assert list(results) == [label for label, _, _, _ in rows]
+    for label, result in results.items():
+        assert result['complete'], label
+        trains = label not in ('Source', 'BN adapt')
+        assert (result['adaptation']['updates'] > 0) == trains, label
+    # BN adapt said what it adapts (the head's BN) and what it cannot.
+    with open(tmp_path / 'work' / 'bn adapt' / 'run.log') as f:
+        assert 'LayerNorm layers (in backbone)' in f.read()
+    # EATA's Fisher covers the encoder's LayerNorms.
+    fisher = torch.load(str(tmp_path / 'work' / 'eata_fisher.pth'))['fisher']
+    assert any('backbone' in name for name in fisher)

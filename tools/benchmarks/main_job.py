@@ -25,6 +25,17 @@ def log(message: str) -> None:
     MMLogger.get_current_instance().info(message)
 
 
+# The benchmarks' source models, by the name their configs and
+# checkpoints carry: the shipped tiny DeepLabV3+, mmseg's stock-width
+# DeepLabV3+ R18-D8 and mmseg's stock SegFormer-B0 (the last two CamVid
+# only).
+MODEL_NAMES = {
+    'r18-tiny': 'deeplabv3plus_r18-tiny',
+    'r18-d8': 'deeplabv3plus_r18-d8',
+    'segformer-b0': 'segformer_mit-b0',
+}
+
+
 def run_config(method: str,
                stream: str,
                recipe: str = '',
@@ -39,17 +50,15 @@ def run_config(method: str,
         recipe (str): A named recipe of the method with configs of its
             own, e.g. ``'cotta'`` for ``tent-cotta_*.py``. Defaults to
             ``''``: the method's default.
-        model (str): ``'r18-tiny'`` (the shipped tiny DeepLabV3+) or
-            ``'r18-d8'`` (stock-width DeepLabV3+ R18-D8, CamVid only).
+        model (str): A key of :data:`MODEL_NAMES`. Defaults to
+            ``'r18-tiny'``.
     """
-    if method == 'ecotta':
-        model += '-meta'
+    arch = MODEL_NAMES[model] + ('-meta' if method == 'ecotta' else '')
     data = dict(
         synthetic='synthetic-weather-128x256',
         camvid='camvid-weather-240x320')[stream]
     name = f'{method}-{recipe}' if recipe else method
-    return (f'configs/{method}/{name}_deeplabv3plus_{model}_'
-            f'1xb1-3rounds_{data}.py')
+    return f'configs/{method}/{name}_{arch}_1xb1-3rounds_{data}.py'
 
 
 SYNTHETIC_ROOT = 'data/synthetic'

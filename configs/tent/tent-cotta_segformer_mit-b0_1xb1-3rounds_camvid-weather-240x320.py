@@ -1,0 +1,9 @@
+# TENT as CoTTA's table ran it, on the real-image dev benchmark (CamVid
+# weather stream), SegFormer-B0; tent's own TENT is tent_*.py beside it.
+# python tools/test_tta.py THIS_CONFIG \
+#     data/checkpoints/segformer_mit-b0_camvid-source.pth
+_base_ = [
+    '../_base_/models/segformer_mit-b0_camvid.py',
+    '../_base_/datasets/camvid_weather_stream.py', '../_base_/tta_runtime.py',
+    '../_base_/tta/tent_cotta.py'
+]
