@@ -5,6 +5,7 @@ BN only; SegFormer's MiT encoder with LayerNorm, its head with BN. The
 expected sets are read off the stock model, by layer type, before any
 method touched it.
 """
+import copy
 import logging
 
 import pytest
@@ -191,3 +192,25 @@ def test_eata_fisher_covers_the_layer_norms():
     # head's fusion run at every stride.
     assert torch.isfinite(
         torch.cat([f.flatten() for f in result['fisher'].values()])).all()
+
+
+@pytest.mark.parametrize(
+    'label,name,kwargs', METHODS, ids=[m[0] for m in METHODS])
+def test_on_segformer_only_trainable_state_changes_and_reset_is_exact(
+        label, name, kwargs):
+    method = build_tta_method(
+        method_cfg(name, **kwargs),
+        build_tiny_segformer().eval())
+    before = copy.deepcopy(method.model.state_dict())
+    with torch.no_grad():  # as mmengine's TestLoop calls it
+        for seed in range(2):
+            outputs = method.test_step(make_batch(seed))
+    assert torch.isfinite(outputs[0].seg_logits.data).all()
+    after = method.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    trainable = {n for n, _ in method.named_params}
+    assert changed <= trainable, changed - trainable
+    assert bool(changed) == bool(trainable)
+    method.reset()
+    for key, value in before.items():
+        assert torch.equal(method.model.state_dict()[key], value), key
