@@ -92,8 +92,8 @@ class MetaMixVisionTransformer(PartitionRecorder, MixVisionTransformer):
                     stride *= self.strides[stage]
             self.meta_nets.append(
                 MetaNet(
-                    self._channels_before(start),
-                    self._channels_before(end), stride, meta_kernel_size))
+                    self._channels_before(start), self._channels_before(end),
+                    stride, meta_kernel_size))
             self._partition_slices.append((start, end))
             start = end
 

@@ -98,8 +98,8 @@ class PartitionRecorder:
     _partition_record: Optional[PartitionPairs] = None
     _record_detached: bool = False
 
-    def _record(self, meta_net: MetaNet, x: torch.Tensor,
-                frozen: torch.Tensor, adapted: torch.Tensor) -> None:
+    def _record(self, meta_net: MetaNet, x: torch.Tensor, frozen: torch.Tensor,
+                adapted: torch.Tensor) -> None:
         """Record ``(adapted, frozen)`` of one partition if recording."""
         if self._partition_record is None:
             return
