@@ -1,6 +1,7 @@
 """EcoTTA on a SegFormer: meta networks on the MiT stages adapt alone."""
 import copy
 
+import pytest
 import torch
 
 from mmseg_ecotta.models.segmentors import is_meta_name
@@ -40,13 +41,19 @@ def test_a_step_adapts_every_meta_network_and_nothing_else():
         assert not torch.equal(after[prefix], before[prefix]), prefix
 
 
-def test_lean_backward_gives_the_stock_update_for_less_memory():
+@pytest.mark.parametrize('with_cp', [False, True])
+def test_lean_backward_gives_the_stock_update_for_less_memory(with_cp):
     torch.manual_seed(0)
     model = build_tiny_segformer(
         META_SEGFORMER, frozen_norm_mode='batch_const')
+    lean_model = copy.deepcopy(model)
+    # with_cp (the -cp config): blocks recompute their forward in backward.
+    for stage in lean_model.backbone.layers:
+        for block in stage[1]:
+            block.with_cp = with_cp
     methods = {
-        lean: build_ecotta(copy.deepcopy(model), lean_backward=lean)
-        for lean in (False, True)
+        False: build_ecotta(model, lean_backward=False),
+        True: build_ecotta(lean_model, lean_backward=True)
     }
     inputs = torch.randn(1, 3, 64, 96)
     for method in methods.values():
