@@ -32,11 +32,12 @@ Transformer encoders (SegFormer's MiT) add two cases:
   above;
 * mmseg's ``EfficientMultiheadAttention`` asks ``nn.MultiheadAttention``
   for its attention weights only to discard them, and that explicit path
-  keeps the softmax matrix, ``heads x N x N'`` floats per block (8 times
-  the block's tokens in MiT-B5's first stage). Asking for none runs fused
-  ``scaled_dot_product_attention`` instead, which keeps queries, keys,
-  values, output and one log-sum-exp per query: the same function and
-  gradients (up to float rounding), as mmseg's path for mmcv < 1.3.17 does.
+  keeps the softmax matrix, ``heads x N x N'`` floats per block (N
+  queries, N' reduced keys), quadratic in the image size. Asking for none
+  runs fused ``scaled_dot_product_attention`` instead, which keeps
+  queries, keys, values, output and one log-sum-exp per query: the same
+  function and gradients (up to float rounding), as mmseg's path for
+  mmcv < 1.3.17 does.
 
 What a transformer block keeps for its *input* gradient cannot go without
 recomputation: LayerNorm and GELU inputs and the attention's operands
