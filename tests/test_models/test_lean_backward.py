@@ -15,9 +15,8 @@ from mmseg.models.backbones.mit import (EfficientMultiheadAttention,
                                         TransformerEncoderLayer)
 from torch import Tensor
 
-from mmseg_ecotta.models.lean_backward import (LeanConv2d,
-                                               LeanEfficientMultiheadAttention,
-                                               LeanMaxPool2d, LeanMMCVConv2d,
+from mmseg_ecotta.models import lean_backward
+from mmseg_ecotta.models.lean_backward import (LeanConv2d, LeanMaxPool2d,
                                                LeanReLU, compact_max_pool2d,
                                                frozen_conv2d, make_lean,
                                                pack_bits, packed_relu,
@@ -449,8 +448,8 @@ def test_segformer_block_matches_stock_without_the_attention_matrix(
     for p in block.parameters():
         p.requires_grad_(trainable)  # frozen (EcoTTA) or all (CoTTA)
     lean = make_lean(copy.deepcopy(block))
-    assert type(lean.attn) is LeanEfficientMultiheadAttention
-    assert type(lean.ffn.layers[0]) is LeanMMCVConv2d
+    assert type(lean.attn) is lean_backward.LeanEfficientMultiheadAttention
+    assert type(lean.ffn.layers[0]) is lean_backward.LeanMMCVConv2d
     x = torch.randn(1, h * w, 16, dtype=torch.double, requires_grad=True)
     stock_out, stock_grads, stock_saved = _mit_block_step(block, x, (h, w))
     lean_out, lean_grads, lean_saved = _mit_block_step(lean, x, (h, w))
@@ -470,8 +469,10 @@ def test_make_lean_converts_mmcv_convs_and_segformer_attention() -> None:
     model = nn.Sequential(
         MMCVConv2d(4, 4, 1), EfficientMultiheadAttention(8, 2, sr_ratio=2))
     make_lean(model)
-    assert [type(m) for m in model
-            ] == [LeanMMCVConv2d, LeanEfficientMultiheadAttention]
+    assert [type(m) for m in model] == [
+        lean_backward.LeanMMCVConv2d,
+        lean_backward.LeanEfficientMultiheadAttention
+    ]
     # Still what they were, for code that checks.
     assert isinstance(model[0], (MMCVConv2d, LeanConv2d))
     undo_lean(model)
