@@ -478,3 +478,12 @@ def test_make_lean_converts_mmcv_convs_and_segformer_attention() -> None:
     undo_lean(model)
     assert [type(m)
             for m in model] == [MMCVConv2d, EfficientMultiheadAttention]
+
+
+def test_frozen_linear_keeps_only_its_weight_in_stock_autograd() -> None:
+    # Why make_lean has no linear layer: torch already saves no input when
+    # the weight needs no gradient (attention projections, frozen MLPs).
+    x = torch.randn(2, 7, 8, requires_grad=True)
+    weight, bias = torch.randn(16, 8), torch.randn(16)
+    report = profile_saved_tensors(lambda: F.linear(x, weight, bias).sum())
+    assert report.activation_bytes == weight.nbytes
