@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 SRC := mmseg_ecotta tools tests configs
 
 .PHONY: demo test lint format checkpoints dev-checkpoints \
-	dev-checkpoints-r18-d8 dev-benchmark dev-updates
+	dev-checkpoints-r18-d8 dev-checkpoints-segformer-b0 dev-benchmark \
+	dev-updates
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -68,6 +69,18 @@ dev-checkpoints-r18-d8: $(VENV)/.installed
 	$(PY) tools/train.py $(D8_WARMUP_CFG) --work-dir work_dirs/camvid_warmup_r18-d8
 	$(PY) tools/publish_checkpoint.py work_dirs/camvid_warmup_r18-d8/iter_400.pth \
 		data/checkpoints/deeplabv3plus_r18-d8_camvid-meta-warmup.pth
+
+## dev-checkpoints-segformer-b0: the dev benchmark's SegFormer-B0 source and
+## its EcoTTA warm-up (not committed)
+B0_SOURCE_CFG := configs/segformer/segformer_mit-b0_1xb8-800_camvid-240x320.py
+B0_WARMUP_CFG := configs/ecotta/ecotta-warmup_segformer_mit-b0-meta_1xb8-400_camvid-240x320.py
+dev-checkpoints-segformer-b0: $(VENV)/.installed
+	$(PY) tools/train.py $(B0_SOURCE_CFG) --work-dir work_dirs/camvid_source_segformer-b0
+	$(PY) tools/publish_checkpoint.py work_dirs/camvid_source_segformer-b0/iter_800.pth \
+		data/checkpoints/segformer_mit-b0_camvid-source.pth
+	$(PY) tools/train.py $(B0_WARMUP_CFG) --work-dir work_dirs/camvid_warmup_segformer-b0
+	$(PY) tools/publish_checkpoint.py work_dirs/camvid_warmup_segformer-b0/iter_400.pth \
+		data/checkpoints/segformer_mit-b0_camvid-meta-warmup.pth
 
 ## dev-updates: what EcoTTA's test-time updates add, at both widths: the
 ## update rows on the select frames (s3, s5; tiny model), then with and

@@ -22,6 +22,10 @@ PER_DOMAIN = ('tests/test_tta/test_optimizer_per_domain.py::'
               'test_optimizer_state_restarts_at_each_domain_boundary')
 PUBLISHED = ('tests/test_published.py::'
              'test_shipped_default_is_the_published_value[{}]')
+MIT = 'tests/test_models/test_meta_mit.py::'
+LEAN_MIT = ('tests/test_models/test_lean_backward.py::'
+            'test_segformer_block_matches_stock_without_the_attention_matrix')
+ECO_MIT = 'tests/test_tta/test_ecotta_segformer.py::'
 # name -> (file, [(text, replacement)], tests that must fail)
 MUTANTS = {
     'cotta-scores-student': ('mmseg_ecotta/tta/cotta.py', [
@@ -123,6 +127,35 @@ MUTANTS = {
     'eata-e0-factor-changed': ('configs/_base_/tta/eata.py', [
         ('e0_factor=0.4,', 'e0_factor=0.5,')
     ], [PUBLISHED.format('eata.e0_factor')]),
+    'mit-meta-skips-stage-norm':
+    ('mmseg_ecotta/models/backbones/meta_mit.py', [
+        ('feat = nlc_to_nchw(norm(feat), hw_shape)',
+         'feat = nlc_to_nchw(feat, hw_shape)')
+    ], [MIT + 'test_silenced_meta_networks_give_the_stock_encoder']),
+    'mit-meta-stride-of-last-stage-only':
+    ('mmseg_ecotta/models/backbones/meta_mit.py', [
+        ('stride *= self.strides[stage]', 'stride = self.strides[stage]')
+    ], [MIT + 'test_meta_convs_match_their_partitions_geometry']),
+    'mit-meta-records-nothing': ('mmseg_ecotta/models/backbones/meta_mit.py', [
+        ('            self._record(meta_net, x, feat, adapted)\n', '')
+    ], [MIT + 'test_partition_pairs_are_recorded_per_partition']),
+    'mit-meta-keys-renamed': ('mmseg_ecotta/models/backbones/meta_mit.py', [
+        ('self.meta_nets = nn.ModuleList()',
+         'self.meta_nets = self.adapters = nn.ModuleList()')
+    ], [MIT + 'test_stock_segformer_weights_load_with_every_key_matched']),
+    'lean-attention-keeps-its-matrix':
+    ('mmseg_ecotta/models/lean_backward.py',
+     [('query=x_q, key=x_kv, value=x_kv, need_weights=False)',
+       'query=x_q, key=x_kv, value=x_kv, need_weights=True)')], [LEAN_MIT]),
+    'lean-skips-mmcv-convs': ('mmseg_ecotta/models/lean_backward.py', [
+        ('    MMCVConv2d: LeanMMCVConv2d,\n', '')
+    ], [
+        LEAN_MIT, ECO_MIT + 'test_lean_backward_gives_the_stock_update_for_'
+        'less_memory'
+    ]),
+    'ecotta-mit-adapts-frozen-layer-norms': ('mmseg_ecotta/tta/ecotta.py', [
+        ('if is_meta_name(n) and', 'if (is_meta_name(n) or "norm" in n) and')
+    ], [ECO_MIT + 'test_a_step_adapts_every_meta_network_and_nothing_else']),
 }
 
 

@@ -22,7 +22,26 @@ The autograd Functions below keep only what the *input* gradient needs:
 
 Bilinear resize, concatenation, residual additions and frozen BN written as
 the affine map ``x * scale + shift`` (scale/shift computed under no_grad)
-already save no activation in stock autograd, so nothing is needed there.
+already save no activation in stock autograd, so nothing is needed there;
+nor for a frozen ``nn.Linear``: stock ``F.linear`` keeps only the weight
+when the weight needs no gradient.
+
+Transformer encoders (SegFormer's MiT) add two cases:
+
+* mmcv's ``Conv2d`` wrapper (MixFFN's convolutions) is the frozen conv
+  above;
+* mmseg's ``EfficientMultiheadAttention`` asks ``nn.MultiheadAttention``
+  for its attention weights only to discard them, and that explicit path
+  keeps the softmax matrix, ``heads x N x N'`` floats per block (N
+  queries, N' reduced keys), quadratic in the image size. Asking for none
+  runs fused ``scaled_dot_product_attention`` instead, which keeps
+  queries, keys, values, output and one log-sum-exp per query: the same
+  function and gradients (up to float rounding), as mmseg's path for
+  mmcv < 1.3.17 does.
+
+What a transformer block keeps for its *input* gradient cannot go without
+recomputation: LayerNorm and GELU inputs and the attention's operands
+(docs/advanced_guides/how_it_works.md, "EcoTTA on a transformer encoder").
 
 :func:`make_lean` converts the modules of a network in place by swapping
 each instance's class to a subclass that only overrides ``forward``, so
@@ -38,12 +57,16 @@ from typing import Any, Dict, Optional, Tuple, Type, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.cnn.bricks.wrappers import Conv2d as MMCVConv2d
+from mmseg.models.backbones.mit import EfficientMultiheadAttention
+from mmseg.models.utils import nchw_to_nlc, nlc_to_nchw
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 __all__ = [
     'FrozenConv2dFunction', 'PackedReLUFunction', 'CompactMaxPool2dFunction',
-    'LeanConv2d', 'LeanReLU', 'LeanMaxPool2d', 'frozen_conv2d', 'packed_relu',
+    'LeanConv2d', 'LeanMMCVConv2d', 'LeanReLU', 'LeanMaxPool2d',
+    'LeanEfficientMultiheadAttention', 'frozen_conv2d', 'packed_relu',
     'compact_max_pool2d', 'pack_bits', 'unpack_bits', 'make_lean', 'undo_lean'
 ]
 
@@ -390,6 +413,46 @@ class LeanConv2d(nn.Conv2d):
                              self.dilation, self.groups)
 
 
+class LeanMMCVConv2d(MMCVConv2d, LeanConv2d):
+    """mmcv's ``Conv2d`` wrapper with :class:`LeanConv2d`'s backward.
+
+    mmcv's ``forward`` runs first (its empty-input path, for old torch
+    only) and hands on to :class:`LeanConv2d`.
+    """
+
+
+class LeanEfficientMultiheadAttention(EfficientMultiheadAttention):
+    """SegFormer's attention without the attention matrix kept for backward.
+
+    mmseg's ``forward`` discards the averaged attention weights it asks
+    ``nn.MultiheadAttention`` for; computing them keeps the softmax output
+    (``heads x N x N'``) for backward. Asking for none runs fused
+    ``scaled_dot_product_attention``: same output and gradients, for
+    frozen and trainable projections alike, up to float rounding. The rest
+    is mmseg's ``forward`` (mmseg's ``legacy_forward`` asks for none too,
+    but predates the batch-first transposes).
+    """
+
+    def forward(self,
+                x: Tensor,
+                hw_shape: Tuple[int, int],
+                identity: Optional[Tensor] = None) -> Tensor:
+        """Attend over tokens ``x`` of shape ``(N, H * W, C)``."""
+        x_kv = x
+        if self.sr_ratio > 1:
+            x_kv = nchw_to_nlc(self.sr(nlc_to_nchw(x, hw_shape)))
+            x_kv = self.norm(x_kv)
+        if identity is None:
+            identity = x
+        x_q = x
+        if self.batch_first:  # nn.MultiheadAttention: (L, N, C)
+            x_q, x_kv = x_q.transpose(0, 1), x_kv.transpose(0, 1)
+        out = self.attn(query=x_q, key=x_kv, value=x_kv, need_weights=False)[0]
+        if self.batch_first:
+            out = out.transpose(0, 1)
+        return identity + self.dropout_layer(self.proj_drop(out))
+
+
 class LeanReLU(nn.ReLU):
     """``nn.ReLU`` that saves a 1-bit sign mask for backward.
 
@@ -422,18 +485,21 @@ class LeanMaxPool2d(nn.MaxPool2d):
 # would lose its behaviour if its class were swapped.
 _LEAN_CLASSES: Dict[Type[nn.Module], Type[nn.Module]] = {
     nn.Conv2d: LeanConv2d,
+    MMCVConv2d: LeanMMCVConv2d,
     nn.ReLU: LeanReLU,
     nn.MaxPool2d: LeanMaxPool2d,
+    EfficientMultiheadAttention: LeanEfficientMultiheadAttention,
 }
 _STOCK_CLASSES = {lean: stock for stock, lean in _LEAN_CLASSES.items()}
 
 
 def make_lean(module: nn.Module) -> nn.Module:
-    """Convert conv, ReLU and max-pool layers to lean backward, in place.
+    """Convert conv, ReLU, max-pool and attention layers, in place.
 
-    Every ``nn.Conv2d``, ``nn.ReLU`` and ``nn.MaxPool2d`` inside ``module``
-    (itself included) has its class swapped to :class:`LeanConv2d`,
-    :class:`LeanReLU` or :class:`LeanMaxPool2d`. Only ``forward`` changes:
+    Every ``nn.Conv2d`` (and mmcv's wrapper), ``nn.ReLU``, ``nn.MaxPool2d``
+    and mmseg ``EfficientMultiheadAttention`` inside ``module`` (itself
+    included) has its class swapped to its lean subclass
+    (:data:`_LEAN_CLASSES`). Only ``forward`` changes:
     parameters, buffers, hooks, sharing and state_dict keys are untouched.
     Convs are converted whatever their ``requires_grad``: a
     :class:`LeanConv2d` uses the stock path whenever its weight requires

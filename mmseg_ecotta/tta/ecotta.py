@@ -8,7 +8,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch.nn as nn
 from torch import Tensor
 
-from ..models.backbones.meta_resnet import PartitionPairs
+from ..models.backbones.meta_net import PartitionPairs
 from ..models.segmentors import is_meta_name
 from ..registry import TTA_METHODS
 from .base import NamedParams, TTAMethod
@@ -26,7 +26,10 @@ ENTROPY_AVERAGES = {
 
 @TTA_METHODS.register_module()
 class EcoTTA(TTAMethod):
-    """Adapt only the meta networks of a :class:`MetaResNet` backbone.
+    """Adapt only the meta networks of a meta backbone.
+
+    The backbone is :class:`MetaResNet` or :class:`MetaMixVisionTransformer`
+    (anything with ``meta_nets`` and ``recording_partitions``).
 
     Loss: ``mean_{H < E0} H + lambda * sum_k |x_k - f_k(x_{k-1})|_1`` with
     ``E0 = e0_factor * ln C``. One forward: the frozen partition outputs the
@@ -87,7 +90,8 @@ class EcoTTA(TTAMethod):
         if not hasattr(getattr(model, 'backbone', None), 'meta_nets'):
             raise TypeError(
                 'EcoTTA needs meta networks: use a config whose model is '
-                "MetaEncoderDecoder with backbone type 'MetaResNetV1c' and a "
+                "MetaEncoderDecoder with backbone type 'MetaResNetV1c' (or "
+                "'MetaMixVisionTransformer') and a "
                 'warmed-up checkpoint (configs/ecotta/ecotta-warmup_*.py)')
         if getattr(model, 'meta_norm_mode', None) is None:
             raise ValueError(

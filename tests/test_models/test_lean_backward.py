@@ -10,14 +10,19 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.cnn.bricks.wrappers import Conv2d as MMCVConv2d
+from mmseg.models.backbones.mit import (EfficientMultiheadAttention,
+                                        TransformerEncoderLayer)
 from torch import Tensor
 
+from mmseg_ecotta.models import lean_backward
 from mmseg_ecotta.models.lean_backward import (LeanConv2d, LeanMaxPool2d,
                                                LeanReLU, compact_max_pool2d,
                                                frozen_conv2d, make_lean,
                                                pack_bits, packed_relu,
                                                undo_lean, unpack_bits)
-from mmseg_ecotta.models.memory_probe import (profile_saved_tensors,
+from mmseg_ecotta.models.memory_probe import (SavedTensorRecorder,
+                                              profile_saved_tensors,
                                               saved_tensor_bytes)
 from ..conftest import DEVICES
 
@@ -420,3 +425,65 @@ def test_deeplabv3plus_r18_gradients_and_bytes(device: str,
     # inputs of layer4's trainable BNs, needed for their own gradients.
     ratio = 0.35 if affine_bn else 0.6
     assert lean_bytes <= ratio * stock_bytes, (lean_bytes, stock_bytes)
+
+
+def _mit_block_step(block: nn.Module, x: Tensor, hw: tuple):
+    """Output, gradients (input's first) and saved storages of a step."""
+    with SavedTensorRecorder(block) as recorder:
+        out = block(x, hw)
+    report = recorder.report()
+    inputs = [x] + [p for p in block.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(out.square().sum(), inputs)
+    return out, grads, report
+
+
+@pytest.mark.parametrize('trainable', [False, True])
+def test_segformer_block_matches_stock_without_the_attention_matrix(
+        trainable: bool) -> None:
+    # MiT's first stage: one head, keys and values on an 8x coarser grid.
+    torch.manual_seed(0)
+    h, w, sr = 24, 32, 8
+    # Double precision: the fused attention rounds differently.
+    block = TransformerEncoderLayer(16, 1, 64, sr_ratio=sr).double().eval()
+    for p in block.parameters():
+        p.requires_grad_(trainable)  # frozen (EcoTTA) or all (CoTTA)
+    lean = make_lean(copy.deepcopy(block))
+    assert type(lean.attn) is lean_backward.LeanEfficientMultiheadAttention
+    assert type(lean.ffn.layers[0]) is lean_backward.LeanMMCVConv2d
+    x = torch.randn(1, h * w, 16, dtype=torch.double, requires_grad=True)
+    stock_out, stock_grads, stock_saved = _mit_block_step(block, x, (h, w))
+    lean_out, lean_grads, lean_saved = _mit_block_step(lean, x, (h, w))
+    torch.testing.assert_close(lean_out, stock_out)
+    for a, b in zip(lean_grads, stock_grads):
+        torch.testing.assert_close(a, b)
+    # Stock keeps the softmax of (queries x keys); lean keeps none.
+    attention = (h * w, (h // sr) * (w // sr))
+    assert any(tuple(g.shape[-2:]) == attention for g in stock_saved.groups)
+    assert not any(tuple(g.shape[-2:]) == attention for g in lean_saved.groups)
+    if not trainable:  # and no input of a frozen convolution either
+        assert lean_saved.activation_bytes < 0.6 * (
+            stock_saved.activation_bytes)
+
+
+def test_make_lean_converts_mmcv_convs_and_segformer_attention() -> None:
+    model = nn.Sequential(
+        MMCVConv2d(4, 4, 1), EfficientMultiheadAttention(8, 2, sr_ratio=2))
+    make_lean(model)
+    assert [type(m) for m in model] == [
+        lean_backward.LeanMMCVConv2d,
+        lean_backward.LeanEfficientMultiheadAttention
+    ]
+    # Still what they were, for code that checks.
+    assert isinstance(model[0], (MMCVConv2d, LeanConv2d))
+    undo_lean(model)
+    assert [type(m)
+            for m in model] == [MMCVConv2d, EfficientMultiheadAttention]
+
+
+def test_frozen_linear_keeps_only_its_weight_in_stock_autograd() -> None:
+    # Why make_lean has no linear layer: torch already saves no input when
+    # the weight needs no gradient (attention projections, frozen MLPs).
+    x = torch.randn(2, 7, 8, requires_grad=True)
+    weight, bias = torch.randn(16, 8), torch.randn(16)
+    report = profile_saved_tensors(lambda: F.linear(x, weight, bias).sum())
+    assert report.activation_bytes == weight.nbytes

@@ -1,7 +1,9 @@
-from .meta_resnet import (PARTITION_PRESETS, MetaNet, MetaResNet,
-                          MetaResNetV1c, MetaResNetV1d)
+from .meta_mit import MetaMixVisionTransformer
+from .meta_net import MetaNet, PartitionPairs
+from .meta_resnet import (PARTITION_PRESETS, MetaResNet, MetaResNetV1c,
+                          MetaResNetV1d)
 
 __all__ = [
     'MetaNet', 'MetaResNet', 'MetaResNetV1c', 'MetaResNetV1d',
-    'PARTITION_PRESETS'
+    'MetaMixVisionTransformer', 'PartitionPairs', 'PARTITION_PRESETS'
 ]

@@ -14,23 +14,21 @@ Only the meta networks train. The original layers keep their stock names
 (``stem.*``, ``layerN.M.*``), so stock mmseg checkpoints load unchanged and
 the meta networks appear as new keys ``meta_nets.{k}.*``.
 """
-import contextlib
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import ConvModule
 from mmseg.models.backbones import ResNet
 from mmseg.registry import MODELS
+
+from .meta_net import (MetaNet, PartitionRecorder, check_images,
+                       check_meta_kernel_size)
 
 # Blocks per partition. The R50 presets are those of the public community
 # port of EcoTTA (classification), which gives them as the paper's appendix
 # table; they are not from the authors' sample code. Shallow blocks are cut
 # more finely because weather is a low-level shift. The other depths follow
 # the same rule (ours).
-# Per partition, its meta-adapted and its frozen output of one forward.
-PartitionPairs = List[Tuple[torch.Tensor, torch.Tensor]]
-
 PARTITION_PRESETS: Dict[int, Dict[int, Tuple[int, ...]]] = {
     18: {
         4: (2, 2, 2, 2),
@@ -55,60 +53,8 @@ PARTITION_PRESETS: Dict[int, Dict[int, Tuple[int, ...]]] = {
 }
 
 
-class MetaNet(nn.Module):
-    """One partition's meta network: a conv block and a ``meta_bn``.
-
-    Initialised as in the paper (BN scale 1, Kaiming conv): ``meta_bn`` in
-    eval mode is the identity up to ``1/sqrt(1 + eps)``, but the conv block
-    adds ReLU features from the start, so an *un-warmed* meta network
-    changes the source model's output. That is why EcoTTA warms the meta
-    networks up on source data before deployment. (A silent start is not
-    an option here: a zero BN scale before the ReLU would also zero every
-    gradient of the block, since ReLU'(0) = 0.)
-
-    Args:
-        in_channels (int): Channels of the partition's input.
-        out_channels (int): Channels of the partition's output.
-        stride (int): The partition's total downsampling.
-        kernel_size (int): Conv kernel size (3 in the authors' sample).
-        dilation (int): Conv dilation. Defaults to 1.
-    """
-
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 stride: int,
-                 kernel_size: int,
-                 dilation: int = 1) -> None:
-        super().__init__()
-        self.conv_block = ConvModule(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=dilation * (kernel_size // 2),
-            dilation=dilation,
-            bias=False,
-            norm_cfg=dict(type='BN'),
-            act_cfg=dict(type='ReLU'))
-        self.meta_bn = nn.BatchNorm2d(out_channels)
-
-    def forward(self, x: torch.Tensor,
-                frozen_out: torch.Tensor) -> torch.Tensor:
-        """Combine the frozen partition's output with the meta branch.
-
-        Args:
-            x (Tensor): Partition input, shape (N, C_in, H, W).
-            frozen_out (Tensor): ``f_k(x)``, shape (N, C_out, H', W').
-
-        Returns:
-            Tensor: ``meta_bn(frozen_out) + conv_block(x)``.
-        """
-        return self.meta_bn(frozen_out) + self.conv_block(x)
-
-
 @MODELS.register_module()
-class MetaResNet(ResNet):
+class MetaResNet(PartitionRecorder, ResNet):
     """mmseg ResNet with one EcoTTA meta network per block partition.
 
     Every keyword of mmseg's :class:`ResNet` is accepted (use
@@ -144,10 +90,7 @@ class MetaResNet(ResNet):
         ]
         self.partitions = self._resolve_partitions(partitions,
                                                    kwargs.get('depth'))
-        if meta_kernel_size < 1 or meta_kernel_size % 2 == 0:
-            raise ValueError(f'meta_kernel_size={meta_kernel_size} must be '
-                             'a positive odd number (e.g. 1 or 3)')
-        self.meta_kernel_size = meta_kernel_size
+        self.meta_kernel_size = check_meta_kernel_size(meta_kernel_size)
         self.dilated_meta = dilated_meta
         strides = self._block_strides()
         self.meta_nets = nn.ModuleList()
@@ -164,9 +107,6 @@ class MetaResNet(ResNet):
                         stride, meta_kernel_size, dilation))
             self._partition_slices.append((start, start + size))
             start += size
-        # The list recording_partitions() fills; None outside its block.
-        self._partition_record: Optional[PartitionPairs] = None
-        self._record_detached = False
 
     def _resolve_partitions(self, partitions: 'int | Sequence[int]',
                             depth: Optional[int]) -> Tuple[int, ...]:
@@ -218,7 +158,9 @@ class MetaResNet(ResNet):
                 first convolution would report a weight-shape mismatch).
         """
         first = self.stem[0] if self.deep_stem else self.conv1
-        _check_images(x, getattr(first, 'conv', first).in_channels)
+        check_images(x,
+                     getattr(first, 'conv', first).in_channels,
+                     type(self).__name__)
         if self.deep_stem:
             x = self.stem(x)
         else:
@@ -235,10 +177,7 @@ class MetaResNet(ResNet):
                 if i in stage_ends and i != end - 1:
                     outs.append((stage_ends[i], feat))
             adapted = meta_net(x, feat)
-            if self._partition_record is not None:
-                self._partition_record.append((
-                    meta_net(x.detach(), feat.detach()),
-                    feat) if self._record_detached else (adapted, feat))
+            self._record(meta_net, x, feat, adapted)
             if end - 1 in stage_ends:
                 outs.append((stage_ends[end - 1], adapted))
             x = adapted
@@ -252,55 +191,6 @@ class MetaResNet(ResNet):
             total += len(getattr(self, name))
             ends[total - 1] = stage
         return ends
-
-    @contextlib.contextmanager
-    def recording_partitions(self,
-                             detach_inputs: bool = False
-                             ) -> Iterator[PartitionPairs]:
-        """Collect ``(adapted, frozen)`` per partition of a forward.
-
-        For the self-distilled regulariser, without a second forward::
-
-            with backbone.recording_partitions() as pairs:
-                feats = backbone(x)
-            loss = self_distillation_loss(pairs)
-
-        The pairs hold activations: nothing is recorded outside the block.
-
-        Args:
-            detach_inputs (bool): Record ``meta_net(x.detach(),
-                frozen.detach())`` as the adapted output, so that each
-                partition's regulariser term trains only its own meta
-                network (the authors' sample code), at one more meta-network
-                forward per partition. Default False: the forward's own
-                ``x_k``, whose gradient also reaches earlier meta networks.
-
-        Yields:
-            list[tuple[Tensor, Tensor]]: Filled by the forward(s) in the
-            block, per partition ``(adapted, frozen)``, (N, C, H, W) each.
-        """
-        if self._partition_record is not None:
-            raise RuntimeError('recording_partitions() is already active')
-        self._partition_record = pairs = []
-        self._record_detached = detach_inputs
-        try:
-            yield pairs
-        finally:
-            self._partition_record = None
-            self._record_detached = False
-
-
-def _check_images(x: torch.Tensor, channels: int) -> None:
-    """Raise unless ``x`` is a non-empty float (N, channels, H, W)."""
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        kind = x.dtype if isinstance(x, torch.Tensor) else type(x)
-        raise TypeError(f'MetaResNet takes float images, got {kind}: '
-                        'normalise them first (the data preprocessor does)')
-    if x.ndim != 4 or x.shape[1] != channels or x.numel() == 0:
-        raise ValueError(
-            f'MetaResNet takes images of shape (N, {channels}, H, W), got '
-            f'{tuple(x.shape)}: add the batch dimension (x[None]) or '
-            'convert grayscale/RGBA images to 3 channels')
 
 
 def _out_channels(block: nn.Module) -> int:

@@ -42,7 +42,8 @@ def freeze_original_network(model: nn.Module, norm_mode: str) -> None:
 class MetaEncoderDecoder(EncoderDecoder):
     """mmseg ``EncoderDecoder`` with a frozen original network.
 
-    Pair it with a meta backbone (:class:`MetaResNetV1c` etc.): only the
+    Pair it with a meta backbone (:class:`MetaResNetV1c` etc. or
+    :class:`MetaMixVisionTransformer`): only the
     meta networks train (warm-up on source data, then test-time
     adaptation). Keys are those of ``EncoderDecoder``, so stock mmseg
     checkpoints load.
@@ -90,7 +91,8 @@ class MetaEncoderDecoder(EncoderDecoder):
             raise TypeError(
                 f'MetaEncoderDecoder needs a meta backbone, got '
                 f'{type(self.backbone).__name__}: set model.backbone.type to '
-                "'MetaResNetV1c' (or MetaResNet/MetaResNetV1d)")
+                "'MetaResNetV1c' (or MetaResNet/MetaResNetV1d) for a ResNet, "
+                "'MetaMixVisionTransformer' for SegFormer's MiT")
         if self_distill_weight < 0:
             raise ValueError(f'self_distill_weight={self_distill_weight} '
                              'must be >= 0 (0 turns the term off)')
