@@ -2,8 +2,9 @@
 # SegFormer-B0 trained from scratch on CamVid's 367 train frames at 240x320
 # on the stock-width DeepLab's schedule (800 iterations of 8 crops of
 # 144x192, AdamW 2e-3, poly decay), sized for two CPU cores. Checkpoints
-# every 250 iterations, so `--resume` continues a run:
-#   python tools/train.py THIS_CONFIG --work-dir work_dirs/camvid_source_segformer-b0
+# every 250 iterations, so `--resume` continues a run (work dir of
+# `make dev-checkpoints-segformer-b0`: work_dirs/camvid_source_segformer-b0):
+#   python tools/train.py THIS_CONFIG --work-dir WORK_DIR
 _base_ = [
     '../_base_/models/segformer_mit-b0_camvid.py',
     '../_base_/datasets/camvid_cityscapes-layout.py',

@@ -28,12 +28,8 @@ from .main_job import (EATA_CONFIG, FISHER_DATA, MODEL_NAMES, SOURCE_CKPT,
 # was chosen on, mmseg's stock-width DeepLabV3+ R18-D8 and mmseg's stock
 # SegFormer-B0 (MiT encoder: LayerNorm; BN only in the head).
 MODELS = tuple(MODEL_NAMES)
-# The models EcoTTA has a meta model and a warm-up checkpoint for. EcoTTA's
-# meta networks for the MiT encoder are issue 28's other half: with its
-# configs/ecotta/ecotta_segformer_mit-b0-meta_*_camvid-* run config and its
-# data/checkpoints/segformer_mit-b0_camvid-meta-warmup.pth, add
-# 'segformer-b0' here (run_config and dev_checkpoint already name both).
-ECOTTA_MODELS = ('r18-tiny', 'r18-d8')
+# The models EcoTTA has a meta model and a warm-up checkpoint for.
+ECOTTA_MODELS = ('r18-tiny', 'r18-d8', 'segformer-b0')
 
 
 def dev_checkpoint(kind: str, model: str = 'r18-tiny') -> str:
