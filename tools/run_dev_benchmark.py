@@ -14,8 +14,9 @@ update, as shipped, one change per row, each run traced;
 docs/benchmarks/test_time_updates.md), ``--heldout`` the held-out
 corruption family instead of the weather, ``--model r18-d8`` the
 stock-width DeepLabV3+ R18-D8 instead of the tiny model, ``--model
-segformer-b0`` mmseg's SegFormer-B0 (every baseline; EcoTTA once its MiT
-meta model is in, :data:`benchmarks.dev.ECOTTA_MODELS`). The runs:
+segformer-b0`` mmseg's SegFormer-B0 (every method, EcoTTA with its MiT
+meta networks; ``--ablation`` and ``--updates`` are DeepLab studies). The
+runs:
 :func:`benchmarks.dev.run_dev_benchmark` and
 :func:`benchmarks.dev.run_synthetic_selection` (tools/benchmarks/). Data
 set-up: data/README.md, "The real-image dev benchmark".
@@ -54,8 +55,8 @@ def main() -> None:
         default='r18-tiny',
         choices=benchmarks.MODELS,
         help='source model: the tiny DeepLabV3+, the stock-width R18-D8 '
-        '(make dev-checkpoints-r18-d8) or SegFormer-B0 (its source '
-        'checkpoint: configs/segformer/)')
+        '(make dev-checkpoints-r18-d8) or SegFormer-B0 (make '
+        'dev-checkpoints-segformer-b0)')
     parser.add_argument(
         '--updates',
         action='store_true',

@@ -178,6 +178,8 @@ def test_the_warm_up_pairing_holds_on_every_stream():
 
 
 SEGFORMER_SOURCE = 'data/checkpoints/segformer_mit-b0_camvid-source.pth'
+SEGFORMER_WARMUP = ('data/checkpoints/'
+                    'segformer_mit-b0_camvid-meta-warmup.pth')
 
 
 def segformer_rows():
@@ -185,18 +187,21 @@ def segformer_rows():
     return dev.dev_runs('segformer-b0') + [dev.cotta_row('segformer-b0')]
 
 
-def test_segformer_b0_rows_run_its_configs_on_its_source_checkpoint():
+def test_segformer_b0_rows_run_its_configs_on_its_checkpoints():
     rows = segformer_rows()
-    # EcoTTA's row comes with its MiT meta model (dev.ECOTTA_MODELS).
     assert [label for label, _, _, _ in rows] == [
-        'Source', 'BN adapt', 'TENT', 'TENT-CoTTA', 'EATA', 'CoTTA (1 round)'
+        'Source', 'BN adapt', 'TENT', 'TENT-CoTTA', 'EATA', 'EcoTTA',
+        'CoTTA (1 round)'
     ]
     for label, config, checkpoint, _ in rows:
         assert osp.isfile(osp.join(REPO, config)), (label, config)
         model = Config.fromfile(osp.join(REPO, config)).model
-        assert model.backbone.type == 'MixVisionTransformer', label
+        meta = label == 'EcoTTA'
+        assert model.backbone.type == ('MetaMixVisionTransformer'
+                                       if meta else 'MixVisionTransformer')
         assert model.backbone.embed_dims == 32, label  # B0
-        assert checkpoint == SEGFORMER_SOURCE, label
+        assert checkpoint == (SEGFORMER_WARMUP if meta else
+                              SEGFORMER_SOURCE), label
 
 
 def test_each_models_cotta_row_runs_that_model():
@@ -207,16 +212,18 @@ def test_each_models_cotta_row_runs_that_model():
 
 
 @pytest.mark.parametrize('flag', ['ablation', 'updates'])
-def test_ecotta_rows_of_a_model_without_a_meta_model_are_refused(
-        flag, tmp_path):
-    with pytest.raises(ValueError, match="no meta model for 'segformer-b0'"):
+def test_the_deeplab_studies_refuse_segformer(flag, tmp_path):
+    with pytest.raises(ValueError, match="not on 'segformer-b0'"):
         dev.run_dev_benchmark(
             str(tmp_path), model='segformer-b0', **{flag: True})
 
 
 def test_segformer_b0_rows_run_end_to_end(tmp_path, acdc_root,
                                           cityscapes_root):
-    """The benchmark's runs as it runs them, on a random-init B0."""
+    """The baselines' runs as the benchmark runs them, on a random-init B0.
+
+    (EcoTTA on SegFormer: tests/test_tta/test_ecotta_segformer.py.)
+    """
     checkpoint = str(tmp_path / 'segformer_b0.pth')
     torch.save({'state_dict': build_model(SEGFORMER_B0).state_dict()},
                checkpoint)
@@ -229,7 +236,8 @@ def test_segformer_b0_rows_run_end_to_end(tmp_path, acdc_root,
                  'adaptation.method.redundancy_margin=1.01')
     }
     rows = [(label, config, checkpoint, options + extra.get(label, ()))
-            for label, config, _, options in segformer_rows()]
+            for label, config, _, options in segformer_rows()
+            if label != 'EcoTTA']
     runs = main_job.method_runs(
         rows, str(tmp_path / 'work'),
         main_job.run_config('eata', 'camvid',
