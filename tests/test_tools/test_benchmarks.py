@@ -200,8 +200,8 @@ def test_segformer_b0_rows_run_its_configs_on_its_checkpoints():
         assert model.backbone.type == ('MetaMixVisionTransformer'
                                        if meta else 'MixVisionTransformer')
         assert model.backbone.embed_dims == 32, label  # B0
-        assert checkpoint == (SEGFORMER_WARMUP if meta else
-                              SEGFORMER_SOURCE), label
+        assert checkpoint == (SEGFORMER_WARMUP
+                              if meta else SEGFORMER_SOURCE), label
 
 
 def test_each_models_cotta_row_runs_that_model():
